@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    eddy_shared::runtime::block_on_main(apply_controller::NAME, apply_controller::run(apply_controller::Flags::parse()))
+}

@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    eddy_shared::runtime::block_on_main(progressive_controller::NAME, progressive_controller::run(progressive_controller::Flags::parse()))
+}

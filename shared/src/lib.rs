@@ -1,5 +1,9 @@
 //! Eddy's shared library: the CRD APIs, the contracts between controllers, and the runtime every
-//! controller binary starts with. It parses no flags of its own and has no `main`.
+//! controller binary starts with. It parses no flags of its own and has no `main`; binaries
+//! flatten [`runtime::RuntimeArgs`] into theirs.
 
 pub mod api;
+pub mod conditions;
+pub mod events;
 pub mod meta;
+pub mod runtime;

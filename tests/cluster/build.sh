@@ -11,8 +11,11 @@ cache=${EDDY_CLUSTER_CACHE:-$root/.cache/cluster}
 bin=$cache/bin
 
 KWOK_VERSION=v0.8.0
+# The Kubernetes version required in go/kubernetes/go.mod, stamped into the binaries as
+# Kubernetes' own release build does, so that `kubectl version` and the apiserver report it.
+KUBE_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/go/kubernetes/go.mod")
 stamp_input() {
-  echo "kwok=$KWOK_VERSION"
+  echo "kwok=$KWOK_VERSION kube=$KUBE_VERSION"
   echo "go=$(go env GOVERSION)"
   cat "$here/go/kubernetes/go.mod" "$here/go/kubernetes/go.sum" "$here/go/etcd/go.mod" "$here/go/etcd/go.sum" "$here/go/etcd/main.go"
 }
@@ -29,8 +32,15 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
 # Stripped binaries: smaller cache, faster link; nobody debugs the control plane from here.
 ldflags="-s -w"
 
-echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (first build takes a while)"
-(cd "$here/go/kubernetes" && go build -ldflags "$ldflags" -o "$bin/" \
+kube_minor=${KUBE_VERSION#v1.}; kube_minor=${kube_minor%%.*}
+kube_ldflags="$ldflags"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor"
+  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
+echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (first build takes a while)"
+(cd "$here/go/kubernetes" && go build -ldflags "$kube_ldflags" -o "$bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
