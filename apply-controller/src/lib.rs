@@ -11,7 +11,11 @@ pub const NAME: &str = "apply-controller";
 
 /// Command-line flags.
 #[derive(clap::Parser, Debug)]
-#[command(name = "apply-controller", version, about = "renders Kustomizations and server-side-applies them")]
+#[command(
+    name = "apply-controller",
+    version,
+    about = "renders Kustomizations and server-side-applies them"
+)]
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -19,5 +23,8 @@ pub struct Flags {
 
 /// Runs the controller until a shutdown signal.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    runtime::run(NAME, flags.runtime, |ctx| run_controller(ctx, report_not_implemented::<Kustomization>)).await
+    runtime::run(NAME, flags.runtime, |ctx| {
+        run_controller(ctx, report_not_implemented::<Kustomization>)
+    })
+    .await
 }

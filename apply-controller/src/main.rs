@@ -1,5 +1,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    eddy_shared::runtime::block_on_main(apply_controller::NAME, apply_controller::run(apply_controller::Flags::parse()))
+    eddy_shared::runtime::block_on_main(
+        apply_controller::NAME,
+        apply_controller::run(apply_controller::Flags::parse()),
+    )
 }

@@ -10,7 +10,11 @@ pub const NAME: &str = "notify-controller";
 
 /// Command-line flags.
 #[derive(clap::Parser, Debug)]
-#[command(name = "notify-controller", version, about = "forwards events to chat and commit statuses, and receives webhooks")]
+#[command(
+    name = "notify-controller",
+    version,
+    about = "forwards events to chat and commit statuses, and receives webhooks"
+)]
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -20,9 +24,15 @@ pub struct Flags {
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     runtime::run(NAME, flags.runtime, |ctx| async move {
         tokio::try_join!(
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::notify::Provider>),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::notify::Provider>
+            ),
             run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::notify::Alert>),
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::notify::Receiver>),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::notify::Receiver>
+            ),
         )?;
         Ok(())
     })

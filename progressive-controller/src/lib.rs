@@ -10,7 +10,11 @@ pub const NAME: &str = "progressive-controller";
 
 /// Command-line flags.
 #[derive(clap::Parser, Debug)]
-#[command(name = "progressive-controller", version, about = "releases new versions as canaries gated by metrics")]
+#[command(
+    name = "progressive-controller",
+    version,
+    about = "releases new versions as canaries gated by metrics"
+)]
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -20,8 +24,14 @@ pub struct Flags {
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     runtime::run(NAME, flags.runtime, |ctx| async move {
         tokio::try_join!(
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::progressive::Canary>),
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::progressive::MetricTemplate>),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::progressive::Canary>
+            ),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::progressive::MetricTemplate>
+            ),
         )?;
         Ok(())
     })

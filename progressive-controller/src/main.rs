@@ -1,5 +1,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    eddy_shared::runtime::block_on_main(progressive_controller::NAME, progressive_controller::run(progressive_controller::Flags::parse()))
+    eddy_shared::runtime::block_on_main(
+        progressive_controller::NAME,
+        progressive_controller::run(progressive_controller::Flags::parse()),
+    )
 }

@@ -96,38 +96,95 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
 
 /// Whether Ready is True and describes `generation`, the test dependants and `eddy` use.
 pub fn is_ready(conditions: &[Condition], generation: Option<i64>) -> bool {
-    get(conditions, READY)
-        .is_some_and(|c| c.status == Status::True.as_str() && (generation.is_none() || c.observed_generation == generation))
+    get(conditions, READY).is_some_and(|c| {
+        c.status == Status::True.as_str() && (generation.is_none() || c.observed_generation == generation)
+    })
 }
 
 /// Marks the end of a successful reconcile: Ready True, Reconciling and Stalled gone.
-pub fn mark_ready(conditions: &mut Vec<Condition>, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Timestamp) {
+pub fn mark_ready(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     set(conditions, READY, Status::True, reason, message, generation, now);
     remove(conditions, RECONCILING);
     remove(conditions, STALLED);
 }
 
 /// Marks work in progress: Reconciling True and Ready Unknown with the same message.
-pub fn mark_reconciling(conditions: &mut Vec<Condition>, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Timestamp) {
+pub fn mark_reconciling(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let message = message.into();
-    set(conditions, RECONCILING, Status::True, reason, message.clone(), generation, now);
+    set(
+        conditions,
+        RECONCILING,
+        Status::True,
+        reason,
+        message.clone(),
+        generation,
+        now,
+    );
     set(conditions, READY, Status::Unknown, reason, message, generation, now);
 }
 
 /// Marks a failure that a retry may fix: Ready False, Reconciling True with reason
 /// `ProgressingWithRetry`, Stalled gone.
-pub fn mark_failed(conditions: &mut Vec<Condition>, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Timestamp) {
+pub fn mark_failed(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let message = message.into();
-    set(conditions, READY, Status::False, reason, message.clone(), generation, now);
-    set(conditions, RECONCILING, Status::True, reason::PROGRESSING_WITH_RETRY, message, generation, now);
+    set(
+        conditions,
+        READY,
+        Status::False,
+        reason,
+        message.clone(),
+        generation,
+        now,
+    );
+    set(
+        conditions,
+        RECONCILING,
+        Status::True,
+        reason::PROGRESSING_WITH_RETRY,
+        message,
+        generation,
+        now,
+    );
     remove(conditions, STALLED);
 }
 
 /// Marks a failure only a change of the object can fix: Ready False, Stalled True, Reconciling
 /// gone.
-pub fn mark_stalled(conditions: &mut Vec<Condition>, reason: &str, message: impl Into<String>, generation: Option<i64>, now: Timestamp) {
+pub fn mark_stalled(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let message = message.into();
-    set(conditions, READY, Status::False, reason, message.clone(), generation, now);
+    set(
+        conditions,
+        READY,
+        Status::False,
+        reason,
+        message.clone(),
+        generation,
+        now,
+    );
     set(conditions, STALLED, Status::True, reason, message, generation, now);
     remove(conditions, RECONCILING);
 }
@@ -155,13 +212,25 @@ mod tests {
     fn transition_time_moves_when_the_status_changes() {
         let mut conditions = Vec::new();
         mark_failed(&mut conditions, "FetchFailed", "remote down", Some(1), at(100));
-        mark_ready(&mut conditions, reason::SUCCEEDED, "stored revision main@sha1:abc", Some(1), at(300));
+        mark_ready(
+            &mut conditions,
+            reason::SUCCEEDED,
+            "stored revision main@sha1:abc",
+            Some(1),
+            at(300),
+        );
         let ready = get(&conditions, READY).unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(ready.last_transition_time, Time(at(300)));
-        assert!(get(&conditions, RECONCILING).is_none(), "Reconciling is removed once ready");
+        assert!(
+            get(&conditions, RECONCILING).is_none(),
+            "Reconciling is removed once ready"
+        );
         assert!(is_ready(&conditions, Some(1)));
-        assert!(!is_ready(&conditions, Some(2)), "a Ready for an older generation does not count");
+        assert!(
+            !is_ready(&conditions, Some(2)),
+            "a Ready for an older generation does not count"
+        );
     }
 
     #[test]
@@ -174,6 +243,9 @@ mod tests {
         assert_eq!(get(&conditions, STALLED).unwrap().status, "True");
         mark_failed(&mut conditions, "FetchFailed", "timeout", Some(2), at(3));
         assert!(get(&conditions, STALLED).is_none());
-        assert_eq!(get(&conditions, RECONCILING).unwrap().reason, reason::PROGRESSING_WITH_RETRY);
+        assert_eq!(
+            get(&conditions, RECONCILING).unwrap().reason,
+            reason::PROGRESSING_WITH_RETRY
+        );
     }
 }

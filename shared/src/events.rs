@@ -208,7 +208,11 @@ impl EventRecorder {
             .metadata
             .iter()
             .map(|(key, value)| {
-                let key = if group.is_empty() { key.clone() } else { format!("{group}/{key}") };
+                let key = if group.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{group}/{key}")
+                };
                 (key, value.clone())
             })
             .collect();
@@ -264,10 +268,14 @@ async fn post_event(client: &reqwest::Client, url: &reqwest::Url, event: &Forwar
     for attempt in 1..=POST_ATTEMPTS {
         let outcome = client.post(url.clone()).json(event).send().await;
         let retry = match outcome {
-            Ok(response) if response.status().is_success() || response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+            Ok(response)
+                if response.status().is_success() || response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS =>
+            {
                 return;
             }
-            Ok(response) if response.status().is_server_error() => format!("notify-controller answered {}", response.status()),
+            Ok(response) if response.status().is_server_error() => {
+                format!("notify-controller answered {}", response.status())
+            }
             Ok(response) => {
                 tracing::warn!(object = %object, status = %response.status(), "notify-controller refused an event");
                 return;

@@ -10,7 +10,11 @@ pub const NAME: &str = "source-controller";
 
 /// Command-line flags.
 #[derive(clap::Parser, Debug)]
-#[command(name = "source-controller", version, about = "pulls Git repositories and OCI artifacts into served, digest-addressed artifacts")]
+#[command(
+    name = "source-controller",
+    version,
+    about = "pulls Git repositories and OCI artifacts into served, digest-addressed artifacts"
+)]
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -20,8 +24,14 @@ pub struct Flags {
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     runtime::run(NAME, flags.runtime, |ctx| async move {
         tokio::try_join!(
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::source::GitRepository>),
-            run_controller(ctx.clone(), report_not_implemented::<eddy_shared::api::source::OCIRepository>),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::source::GitRepository>
+            ),
+            run_controller(
+                ctx.clone(),
+                report_not_implemented::<eddy_shared::api::source::OCIRepository>
+            ),
         )?;
         Ok(())
     })

@@ -13,7 +13,7 @@ bin=$cache/bin
 KWOK_VERSION=v0.8.0
 # The Kubernetes version required in go/kubernetes/go.mod, stamped into the binaries as
 # Kubernetes' own release build does, so that `kubectl version` and the apiserver report it.
-KUBE_VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/go/kubernetes/go.mod")
+KUBE_VERSION=$(cd "$here/go/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 stamp_input() {
   echo "kwok=$KWOK_VERSION kube=$KUBE_VERSION"
   echo "go=$(go env GOVERSION)"

@@ -63,7 +63,10 @@ fn check_crds(dir: &Path) -> anyhow::Result<()> {
         }
     }
     if !problems.is_empty() {
-        bail!("manifests/crds is out of date; run `cargo xtask crds`:\n  {}", problems.join("\n  "));
+        bail!(
+            "manifests/crds is out of date; run `cargo xtask crds`:\n  {}",
+            problems.join("\n  ")
+        );
     }
     println!("manifests/crds matches the Rust types ({} files)", files.len());
     Ok(())

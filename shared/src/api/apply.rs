@@ -22,9 +22,22 @@ use crate::meta::{DependencyReference, Duration, Metadata, NamespacedObjectKindR
     category = "eddy",
     doc = "Kustomization renders a path of a source Artifact with kustomize and server-side-applies it.",
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message"),
-    printcolumn(name = "Revision", type_ = "string", json_path = ".status.lastAppliedRevision", priority = 1)
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
+    printcolumn(
+        name = "Revision",
+        type_ = "string",
+        json_path = ".status.lastAppliedRevision",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KustomizationSpec {

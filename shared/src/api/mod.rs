@@ -1,9 +1,15 @@
 //! The CRD types of every Eddy API group, and the CustomResourceDefinitions generated from them.
 //! `manifests/crds/` holds the output of [`crd_manifests`]; a check in CI keeps the two equal.
 
+// kube's `printcolumn(name = .., type_ = .., json_path = ..)` repeats the same keys once per
+// column by design; clippy reads them as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 pub mod apply;
+#[allow(clippy::duplicated_attributes)]
 pub mod notify;
+#[allow(clippy::duplicated_attributes)]
 pub mod progressive;
+#[allow(clippy::duplicated_attributes)]
 pub mod source;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -75,7 +75,9 @@ pub struct RuntimeArgs {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    Duration::parse(text).and_then(|d| d.to_std()).map_err(|e| e.to_string())
+    Duration::parse(text)
+        .and_then(|d| d.to_std())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -111,7 +113,10 @@ mod tests {
         .unwrap();
         assert!(!flags.runtime.leader_elect);
         assert_eq!(flags.runtime.log_format, LogFormat::Text);
-        assert_eq!(flags.runtime.watch_label_selector.as_deref(), Some("sharding.eddy.dev/key=shard1"));
+        assert_eq!(
+            flags.runtime.watch_label_selector.as_deref(),
+            Some("sharding.eddy.dev/key=shard1")
+        );
         assert_eq!(flags.runtime.shutdown_timeout.as_secs(), 90);
     }
 
@@ -119,7 +124,9 @@ mod tests {
     fn bad_values_are_refused_with_the_flag_named() {
         let err = Flags::try_parse_from(["controller", "--concurrent=0"]).err().unwrap();
         assert!(err.to_string().contains("--concurrent"), "{err}");
-        let err = Flags::try_parse_from(["controller", "--shutdown-timeout=abc"]).err().unwrap();
+        let err = Flags::try_parse_from(["controller", "--shutdown-timeout=abc"])
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("invalid duration"), "{err}");
     }
 }

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::watcher;
-use k8s_openapi::NamespaceResourceScope;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,7 +39,13 @@ pub trait ControllerError: std::error::Error + Send + Sync + 'static {
 /// reconciles finish and it returns.
 pub async fn run_controller<K, E, R, Fut>(ctx: Arc<Context>, reconcile: R) -> anyhow::Result<()>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
     R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: ControllerError,
@@ -128,9 +134,13 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(ctx.controller).force(), &Patch::Apply(&patch))
-        .await
-        .map(|_| ())
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(ctx.controller).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The reconcile error of [`report_not_implemented`].
@@ -156,7 +166,9 @@ where
 {
     let kind = K::kind(&());
     let object = format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-    let current = serde_json::to_value(obj.as_ref()).map(|v| v["status"].clone()).unwrap_or_default();
+    let current = serde_json::to_value(obj.as_ref())
+        .map(|v| v["status"].clone())
+        .unwrap_or_default();
     let mut conditions: Vec<Condition> = serde_json::from_value(current["conditions"].clone()).unwrap_or_default();
     let generation = obj.meta().generation;
     let message = format!("{} does not reconcile {kind} objects yet", ctx.controller);

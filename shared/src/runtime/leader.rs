@@ -41,8 +41,16 @@ pub(super) struct Leadership {
 }
 
 impl Lease {
-    pub(super) async fn new(client: Client, controller: &str, args: &RuntimeArgs, identity: String) -> anyhow::Result<Self> {
-        let name = args.leader_election_lease_name.clone().unwrap_or_else(|| controller.to_owned());
+    pub(super) async fn new(
+        client: Client,
+        controller: &str,
+        args: &RuntimeArgs,
+        identity: String,
+    ) -> anyhow::Result<Self> {
+        let name = args
+            .leader_election_lease_name
+            .clone()
+            .unwrap_or_else(|| controller.to_owned());
         let namespace = args
             .leader_election_namespace
             .clone()
@@ -100,7 +108,9 @@ impl Leadership {
         drop(self.leading);
         match tokio::time::timeout(bound, self.task).await {
             Ok(Ok(Ok(_))) => tracing::info!(lease = %self.description, "released the leader Lease"),
-            Ok(Ok(Err(err))) => tracing::warn!(lease = %self.description, error = %err, "releasing the leader Lease failed"),
+            Ok(Ok(Err(err))) => {
+                tracing::warn!(lease = %self.description, error = %err, "releasing the leader Lease failed")
+            }
             Ok(Err(err)) => tracing::warn!(lease = %self.description, error = %err, "leader election task failed"),
             Err(_) => tracing::warn!(lease = %self.description, "releasing the leader Lease timed out"),
         }

@@ -55,17 +55,34 @@ pub struct Metrics {
 impl Metrics {
     /// A registry with every Eddy metric under the `eddy_` prefix, labelled with `controller`.
     pub fn new(controller: &str) -> Self {
-        let mut registry = Registry::with_prefix_and_labels("eddy", [("controller".into(), controller.to_owned().into())].into_iter());
+        let mut registry = Registry::with_prefix_and_labels(
+            "eddy",
+            [("controller".into(), controller.to_owned().into())].into_iter(),
+        );
         let reconciles = Family::<ResultLabels, Counter>::default();
-        let durations = Family::<ResultLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14)));
+        let durations = Family::<ResultLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
         let errors = Family::<ErrorLabels, Counter>::default();
         let leader = Gauge::default();
         let events_dropped = Counter::default();
         registry.register("reconcile", "Reconciles by kind and result", reconciles.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration by kind and result", durations.clone());
-        registry.register("reconcile_errors", "Reconcile errors by kind and reason", errors.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind and result",
+            durations.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by kind and reason",
+            errors.clone(),
+        );
         registry.register("leader", "1 while this instance holds the leader Lease", leader.clone());
-        registry.register("events_dropped", "Events not forwarded because the queue was full", events_dropped.clone());
+        registry.register(
+            "events_dropped",
+            "Events not forwarded because the queue was full",
+            events_dropped.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -119,15 +136,29 @@ mod tests {
     #[test]
     fn reconciles_are_counted_per_kind_and_result() {
         let metrics = Metrics::new("source-controller");
-        metrics.observe_reconcile("GitRepository", ReconcileResult::Success, None, Duration::from_millis(20));
-        metrics.observe_reconcile("GitRepository", ReconcileResult::Error, Some("FetchFailed"), Duration::from_millis(5));
+        metrics.observe_reconcile(
+            "GitRepository",
+            ReconcileResult::Success,
+            None,
+            Duration::from_millis(20),
+        );
+        metrics.observe_reconcile(
+            "GitRepository",
+            ReconcileResult::Error,
+            Some("FetchFailed"),
+            Duration::from_millis(5),
+        );
         metrics.set_leader(true);
         let text = metrics.encode();
         assert!(
-            text.contains(r#"eddy_reconcile_total{controller="source-controller",kind="GitRepository",result="success"} 1"#),
+            text.contains(
+                r#"eddy_reconcile_total{controller="source-controller",kind="GitRepository",result="success"} 1"#
+            ),
             "{text}"
         );
-        assert!(text.contains(r#"eddy_reconcile_errors_total{controller="source-controller",kind="GitRepository",reason="FetchFailed"} 1"#));
+        assert!(text.contains(
+            r#"eddy_reconcile_errors_total{controller="source-controller",kind="GitRepository",reason="FetchFailed"} 1"#
+        ));
         assert!(text.contains(r#"eddy_reconcile_duration_seconds_count{controller="source-controller",kind="GitRepository",result="error"} 1"#));
         assert!(text.contains(r#"eddy_leader{controller="source-controller"} 1"#));
     }

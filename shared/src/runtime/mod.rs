@@ -72,7 +72,14 @@ where
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = CancellationToken::new();
     let servers = CancellationToken::new();
-    probes::serve(args.metrics_addr, args.health_addr, metrics.clone(), ready.clone(), servers.clone()).await?;
+    probes::serve(
+        args.metrics_addr,
+        args.health_addr,
+        metrics.clone(),
+        ready.clone(),
+        servers.clone(),
+    )
+    .await?;
     tokio::spawn(wait_for_signal(shutdown.clone()));
 
     let instance = leader::identity();
@@ -152,7 +159,11 @@ where
 }
 
 /// Runs the controllers; after `shutdown` fires they get `--shutdown-timeout` to finish.
-async fn run_until_stopped<Fut>(controllers: Fut, args: &RuntimeArgs, shutdown: &CancellationToken) -> anyhow::Result<()>
+async fn run_until_stopped<Fut>(
+    controllers: Fut,
+    args: &RuntimeArgs,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()>
 where
     Fut: Future<Output = anyhow::Result<()>>,
 {

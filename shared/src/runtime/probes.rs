@@ -53,11 +53,17 @@ pub(super) async fn serve(
         }),
     );
 
-    for (listener, app, what) in [(metrics_listener, metrics_app, "metrics"), (health_listener, health_app, "health")] {
+    for (listener, app, what) in [
+        (metrics_listener, metrics_app, "metrics"),
+        (health_listener, health_app, "health"),
+    ] {
         let stop = stop.clone();
         tracing::info!(server = what, address = %listener.local_addr()?, "listening");
         tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(err) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(server = what, error = %err, "server stopped");
             }
         });

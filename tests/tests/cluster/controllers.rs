@@ -1,0 +1,285 @@
+//! The four controller binaries on the shared runtime, run as processes against the local
+//! control plane: leadership on a Lease, probes and metrics, graceful shutdown, sharding, and the
+//! status they report before their reconcilers exist.
+
+use std::time::Duration;
+
+use eddy_shared::api::source::GitRepository;
+use eddy_shared::conditions::{self, READY};
+use eddy_tests::{ControllerProcess, cluster, delete_namespace, eventually, install_crds, namespace};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+const CONTROLLERS: [&str; 4] = [
+    "source-controller",
+    "apply-controller",
+    "notify-controller",
+    "progressive-controller",
+];
+
+async fn holder(client: &Client, ns: &str, lease: &str) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), ns);
+    api.get_opt(lease).await.ok().flatten()?.spec?.holder_identity
+}
+
+async fn wait_until_leading(client: &Client, ns: &str, lease: &str, process: &ControllerProcess) {
+    let pid = format!("_{}", process.pid());
+    eventually(
+        Duration::from_secs(30),
+        &format!("{} to hold Lease {ns}/{lease}", process.name),
+        || async { holder(client, ns, lease).await.filter(|h| h.ends_with(&pid)) },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "eddy_leader 1 in /metrics", || async {
+        let (_, text) = process.get(process.metrics, "/metrics").await?;
+        text.lines()
+            .any(|l| l.starts_with("eddy_leader{") && l.ends_with(" 1"))
+            .then_some(())
+    })
+    .await;
+}
+
+fn git_repository(name: &str, labels: serde_json::Value) -> GitRepository {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.eddy.dev/v1alpha1",
+        "kind": "GitRepository",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"url": "https://example.test/repo.git", "interval": "1m"},
+    }))
+    .unwrap()
+}
+
+async fn ready_condition(
+    api: &Api<GitRepository>,
+    name: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let repo = api.get(name).await.ok()?;
+    conditions::get(&repo.status?.conditions, READY).cloned()
+}
+
+#[tokio::test]
+async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "leaders").await;
+
+    let mut processes = Vec::new();
+    for name in CONTROLLERS {
+        let process = ControllerProcess::start(name, &[&format!("--leader-election-namespace={ns}")]).unwrap();
+        processes.push(process);
+    }
+    for process in &processes {
+        let (status, body) = eventually(
+            Duration::from_secs(30),
+            &format!("{} /healthz", process.name),
+            || async { process.get(process.health, "/healthz").await },
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        let (status, _) = eventually(Duration::from_secs(10), "/readyz", || async {
+            process.get(process.health, "/readyz").await
+        })
+        .await;
+        assert_eq!(status, 200, "{} is ready", process.name);
+        wait_until_leading(&client, &ns, &process.name, process).await;
+        let (_, metrics) = process.get(process.metrics, "/metrics").await.unwrap();
+        assert!(
+            metrics.contains("# TYPE eddy_reconcile_duration_seconds histogram"),
+            "{metrics}"
+        );
+    }
+
+    for process in &mut processes {
+        process.signal("TERM").unwrap();
+        let exit = process.wait_for_exit(Duration::from_secs(10)).await.unwrap();
+        assert!(
+            exit.success(),
+            "{} exited with {exit}; logs:\n{}",
+            process.name,
+            process.logs()
+        );
+        assert_eq!(
+            holder(&client, &ns, &process.name).await,
+            None,
+            "{} released its Lease",
+            process.name
+        );
+    }
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "standby").await;
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let lease_flag = format!("--leader-election-namespace={ns}");
+    let scope = format!("--watch-namespace={ns}");
+
+    let mut leader = ControllerProcess::start("source-controller", &[&lease_flag, &scope]).unwrap();
+    wait_until_leading(&client, &ns, "source-controller", &leader).await;
+    let standby = ControllerProcess::start("source-controller", &[&lease_flag, &scope]).unwrap();
+    eventually(Duration::from_secs(30), "the standby's /readyz", || async {
+        standby.get(standby.health, "/readyz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    let (_, metrics) = standby.get(standby.metrics, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("eddy_leader{controller=\"source-controller\"} 0"),
+        "the standby does not lead: {metrics}"
+    );
+    assert!(
+        !metrics.contains("eddy_reconcile_total{"),
+        "the standby reconciles nothing: {metrics}"
+    );
+
+    leader.signal("TERM").unwrap();
+    assert!(leader.wait_for_exit(Duration::from_secs(10)).await.unwrap().success());
+    // The Lease was released, so the standby takes it at its next attempt rather than after expiry.
+    wait_until_leading(&client, &ns, "source-controller", &standby).await;
+
+    repos
+        .create(
+            &PostParams::default(),
+            &git_repository("after-takeover", serde_json::json!({})),
+        )
+        .await
+        .unwrap();
+    let ready = eventually(
+        Duration::from_secs(30),
+        "the new leader to report on a GitRepository",
+        || async { ready_condition(&repos, "after-takeover").await },
+    )
+    .await;
+    assert_eq!(ready.reason, "NotImplemented");
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "placeholder").await;
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let process = ControllerProcess::start(
+        "source-controller",
+        &[
+            &format!("--leader-election-namespace={ns}"),
+            &format!("--watch-namespace={ns}"),
+        ],
+    )
+    .unwrap();
+    repos
+        .create(&PostParams::default(), &git_repository("app", serde_json::json!({})))
+        .await
+        .unwrap();
+
+    let ready = eventually(Duration::from_secs(30), "Ready on the GitRepository", || async {
+        ready_condition(&repos, "app").await
+    })
+    .await;
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "NotImplemented");
+    assert_eq!(
+        ready.message,
+        "source-controller does not reconcile GitRepository objects yet"
+    );
+    assert_eq!(ready.observed_generation, Some(1));
+    let first_transition = ready.last_transition_time.clone();
+
+    let request =
+        serde_json::json!({"metadata": {"annotations": {"reconcile.eddy.dev/requestedAt": "2026-11-22T10:00:00Z"}}});
+    repos
+        .patch("app", &PatchParams::default(), &Patch::Merge(&request))
+        .await
+        .unwrap();
+    let handled = eventually(Duration::from_secs(30), "lastHandledReconcileAt", || async {
+        repos.get("app").await.ok()?.status?.last_handled_reconcile_at
+    })
+    .await;
+    assert_eq!(handled, "2026-11-22T10:00:00Z");
+    let ready = ready_condition(&repos, "app").await.unwrap();
+    assert_eq!(
+        ready.last_transition_time, first_transition,
+        "the status did not change, so neither did the transition time"
+    );
+
+    let (_, metrics) = process.get(process.metrics, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains(
+            "eddy_reconcile_total{controller=\"source-controller\",kind=\"GitRepository\",result=\"success\"}"
+        ),
+        "{metrics}"
+    );
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn watch_label_selector_shards_objects_between_controllers() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "shards").await;
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let _shard = ControllerProcess::start(
+        "source-controller",
+        &[
+            &format!("--leader-election-namespace={ns}"),
+            "--leader-election-lease-name=source-controller-shard1",
+            &format!("--watch-namespace={ns}"),
+            "--watch-label-selector=sharding.eddy.dev/key=shard1",
+        ],
+    )
+    .unwrap();
+    repos
+        .create(
+            &PostParams::default(),
+            &git_repository("in-shard", serde_json::json!({"sharding.eddy.dev/key": "shard1"})),
+        )
+        .await
+        .unwrap();
+    repos
+        .create(
+            &PostParams::default(),
+            &git_repository("other-shard", serde_json::json!({"sharding.eddy.dev/key": "shard2"})),
+        )
+        .await
+        .unwrap();
+
+    eventually(
+        Duration::from_secs(30),
+        "the shard's object to get a status",
+        || async { ready_condition(&repos, "in-shard").await },
+    )
+    .await;
+    // The other object was created at the same time; had the controller seen it, it would have a
+    // status by now as well.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        ready_condition(&repos, "other-shard").await.is_none(),
+        "objects of another shard are left alone"
+    );
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn malformed_label_selector_fails_start_up_with_a_clear_error() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let mut process = ControllerProcess::start(
+        "notify-controller",
+        &[
+            "--leader-elect=false",
+            "--watch-label-selector=sharding.eddy.dev/key in (a,",
+        ],
+    )
+    .unwrap();
+    let exit = process.wait_for_exit(Duration::from_secs(20)).await.unwrap();
+    assert!(!exit.success());
+    let logs = process.logs();
+    assert!(
+        logs.contains("cannot list") && logs.contains("--watch-label-selector"),
+        "{logs}"
+    );
+}

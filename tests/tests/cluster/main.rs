@@ -1,0 +1,7 @@
+//! End-to-end tests against the local control plane (`tests/cluster/up.sh`; `scripts/test` starts
+//! and stops it). One test binary, one module per area.
+
+mod api;
+mod controllers;
+mod events;
+mod server_side_apply;
