@@ -2,6 +2,7 @@
 //! and stops it). One test binary, one module per area.
 
 mod api;
+mod cli;
 mod controllers;
 mod events;
 mod server_side_apply;

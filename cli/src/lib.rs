@@ -1,0 +1,102 @@
+//! The `eddy` command line. Commands connect with the usual kubectl settings (`KUBECONFIG`,
+//! `--context`) and print what a person needs to act on.
+
+mod check;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Operate Eddy, the GitOps toolkit.
+#[derive(Parser, Debug)]
+#[command(name = "eddy", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the cluster.
+#[derive(Args, Debug)]
+struct ClusterArgs {
+    /// The kubeconfig context to use; the current context when unset.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// Namespace of Eddy's controllers.
+    #[arg(short = 'n', long = "namespace", global = true, default_value = "eddy-system")]
+    namespace: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the client version, and the cluster's when it is reachable.
+    Version,
+    /// Check that the cluster is reachable, Eddy's CRDs are established and each controller
+    /// holds its leader Lease.
+    Check,
+}
+
+/// Runs a command and turns its outcome into the exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("eddy: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("✗ {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!("client: {}", env!("CARGO_PKG_VERSION"));
+            match connect(&cli.cluster).await {
+                Ok(client) => match client.apiserver_version().await {
+                    Ok(info) => println!("server: {}", info.git_version),
+                    Err(err) => println!("server: unreachable ({err})"),
+                },
+                Err(err) => println!("server: {err:#}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let client = connect(&cli.cluster).await?;
+            let report = check::run(&client, &cli.cluster.namespace).await?;
+            print!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = match Kubeconfig::read() {
+        Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .context("the kubeconfig cannot be used")?,
+        Err(read_error) => kube::Config::incluster()
+            .map_err(|_| read_error)
+            .context("no kubeconfig (KUBECONFIG or ~/.kube/config) and not running in a cluster")?,
+    };
+    Client::try_from(config).context("building the Kubernetes client")
+}

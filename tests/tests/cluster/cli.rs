@@ -1,0 +1,85 @@
+//! The `eddy` command against the local control plane.
+
+use std::process::Command;
+use std::time::Duration;
+
+use eddy_tests::{
+    ControllerProcess, cluster, delete_namespace, eventually, install_crds, kubeconfig_path, namespace,
+    workspace_binary,
+};
+
+fn eddy(args: &[&str]) -> (bool, String) {
+    let output = Command::new(workspace_binary("eddy"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path())
+        .output()
+        .expect("running eddy");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn check_passes_with_crds_and_leaders_and_names_what_is_missing() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "check").await;
+    let lease_ns = format!("--leader-election-namespace={ns}");
+    let mut controllers: Vec<ControllerProcess> = [
+        "source-controller",
+        "apply-controller",
+        "notify-controller",
+        "progressive-controller",
+    ]
+    .into_iter()
+    .map(|name| ControllerProcess::start(name, &[&lease_ns, &format!("--watch-namespace={ns}")]).unwrap())
+    .collect();
+
+    let (ok, output) = eventually(Duration::from_secs(30), "eddy check to pass", || async {
+        let (ok, output) = eddy(&["check", "-n", &ns]);
+        ok.then_some((ok, output))
+    })
+    .await;
+    assert!(ok);
+    assert_eq!(output.matches("is established").count(), 8, "{output}");
+    assert_eq!(output.matches("is leading").count(), 4, "{output}");
+
+    let mut apply = controllers.remove(1);
+    apply.signal("TERM").unwrap();
+    apply.wait_for_exit(Duration::from_secs(10)).await.unwrap();
+    let (ok, output) = eddy(&["check", "-n", &ns]);
+    assert!(!ok, "a controller without its Lease fails the check");
+    assert!(
+        output.contains(&format!("✗ apply-controller holds no Lease {ns}/apply-controller")),
+        "{output}"
+    );
+    delete_namespace(&client, &ns).await;
+}
+
+#[test]
+fn check_without_a_cluster_says_so() {
+    let output = Command::new(workspace_binary("eddy"))
+        .args(["check"])
+        .env("KUBECONFIG", "/nonexistent/eddy-kubeconfig")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("✗ no kubeconfig (KUBECONFIG or ~/.kube/config) and not running in a cluster"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_prints_the_client_version() {
+    let (ok, output) = eddy(&["version"]);
+    assert!(ok);
+    assert!(
+        output.contains(&format!("client: {}", env!("CARGO_PKG_VERSION"))),
+        "{output}"
+    );
+}
