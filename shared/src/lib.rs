@@ -3,6 +3,7 @@
 //! flatten [`runtime::RuntimeArgs`] into theirs.
 
 pub mod api;
+pub mod artifact;
 pub mod conditions;
 pub mod events;
 pub mod meta;
