@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    eddy_shared::install_crypto_provider();
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()

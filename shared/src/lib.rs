@@ -8,3 +8,9 @@ pub mod conditions;
 pub mod events;
 pub mod meta;
 pub mod runtime;
+
+/// Installs ring as the process-wide rustls provider, once. kube, reqwest, gix's HTTP transport
+/// and the OCI client all need it; calling it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -3,6 +3,8 @@
 //! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
 //! around it (leader election, metrics, probes, graceful shutdown) is complete.
 
+pub mod git;
+
 use eddy_shared::runtime::{self, RuntimeArgs, report_not_implemented, run_controller};
 
 /// The controller's name: its field manager, event reporter and default Lease name.

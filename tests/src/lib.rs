@@ -2,6 +2,8 @@
 //! `tests/cluster/up.sh` starts, throwaway namespaces, CRD installation, and controller binaries
 //! run as child processes that are always stopped, even when a test fails.
 
+pub mod git;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -33,7 +35,7 @@ pub fn kubeconfig_path() -> PathBuf {
 
 /// A client of the local control plane. Fails with instructions when it is not running.
 pub async fn cluster() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    eddy_shared::install_crypto_provider();
     let path = kubeconfig_path();
     let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|err| {
         panic!(

@@ -57,7 +57,7 @@ where
 {
     telemetry::init(args.log_format, &args.log_level)?;
     // One process-wide TLS provider; kube, reqwest and the OCI client all use it.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
 
     let client = Client::try_default()
         .await

@@ -101,7 +101,7 @@ async fn one_call_records_the_kubernetes_event_and_forwards_it() {
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_cannot_block_recording() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    eddy_shared::install_crypto_provider();
     // A listener that accepts connections and never answers: every POST hangs until its timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url: reqwest::Url = format!("http://{}/", silent.local_addr().unwrap()).parse().unwrap();

@@ -1,0 +1,4 @@
+//! Component tests against real servers started on 127.0.0.1 (no Kubernetes): Git over smart
+//! HTTP and SSH.
+
+mod git;
