@@ -1,10 +1,20 @@
-//! source-controller: pulls Git repositories and OCI artifacts into served, digest-addressed artifacts
+//! source-controller: pulls Git repositories into served, digest-addressed artifacts.
 //!
-//! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
-//! around it (leader election, metrics, probes, graceful shutdown) is complete.
+//! GitRepository objects are reconciled by [`gitrepository`]; artifacts are written to
+//! `--storage-path` and served on `--storage-addr` while this instance leads. OCIRepository
+//! objects still report Ready=False with reason NotImplemented.
 
+pub mod credentials;
 pub mod git;
+pub mod gitrepository;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use eddy_shared::api::source::{GitRepository, OCIRepository};
+use eddy_shared::artifact::{self, ArtifactStore};
 use eddy_shared::runtime::{self, RuntimeArgs, report_not_implemented, run_controller};
 
 /// The controller's name: its field manager, event reporter and default Lease name.
@@ -20,22 +30,74 @@ pub const NAME: &str = "source-controller";
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where artifacts are kept and how they are served.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StorageArgs {
+    /// Directory artifacts are written to.
+    #[arg(long, env = "EDDY_STORAGE_PATH", default_value = "/data")]
+    pub storage_path: PathBuf,
+    /// Address the artifact HTTP server listens on.
+    #[arg(long, env = "EDDY_STORAGE_ADDR", default_value = "0.0.0.0:9090")]
+    pub storage_addr: SocketAddr,
+    /// Base URL written into `status.artifact.url`, as consumers reach the artifact server.
+    #[arg(
+        long,
+        env = "EDDY_STORAGE_ADV_ADDR",
+        default_value = "http://source-controller.eddy-system.svc.cluster.local."
+    )]
+    pub storage_adv_addr: String,
+    /// Artifacts kept per object, the current one included.
+    #[arg(long, env = "EDDY_ARTIFACT_RETENTION_RECORDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub artifact_retention_records: u32,
+}
+
+/// What the source reconcilers share besides the runtime context.
+pub struct Sources {
+    /// The artifact storage.
+    pub store: ArtifactStore,
+    /// Artifacts kept per object.
+    pub retention: usize,
 }
 
 /// Runs the controller until a shutdown signal.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    runtime::run(NAME, flags.runtime, |ctx| async move {
-        tokio::try_join!(
-            run_controller(
-                ctx.clone(),
-                report_not_implemented::<eddy_shared::api::source::GitRepository>
-            ),
-            run_controller(
-                ctx.clone(),
-                report_not_implemented::<eddy_shared::api::source::OCIRepository>
-            ),
-        )?;
-        Ok(())
+    let storage = flags.storage;
+    std::fs::create_dir_all(&storage.storage_path)
+        .with_context(|| format!("--storage-path {}: cannot create", storage.storage_path.display()))?;
+    let sources = Arc::new(Sources {
+        store: ArtifactStore::new(&storage.storage_path, &storage.storage_adv_addr),
+        retention: storage.artifact_retention_records as usize,
+    });
+    runtime::run(NAME, flags.runtime, move |ctx| async move {
+        let listener = tokio::net::TcpListener::bind(storage.storage_addr)
+            .await
+            .with_context(|| format!("--storage-addr {}: cannot listen", storage.storage_addr))?;
+        tracing::info!(address = %storage.storage_addr, root = %storage.storage_path.display(), "serving artifacts");
+        let server = {
+            let stop = ctx.shutdown.clone();
+            let app = artifact::router(storage.storage_path.clone());
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        };
+        let git = {
+            let sources = sources.clone();
+            run_controller(ctx.clone(), move |obj: Arc<GitRepository>, ctx| {
+                gitrepository::reconcile(obj, ctx, sources.clone())
+            })
+        };
+        let outcome = tokio::try_join!(
+            git,
+            run_controller(ctx.clone(), report_not_implemented::<OCIRepository>)
+        );
+        server.abort();
+        outcome.map(|_| ())
     })
     .await
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -88,6 +89,8 @@ impl GitRepo {
 struct Backend {
     root: PathBuf,
     credentials: Option<(String, String)>,
+    ls_refs: AtomicUsize,
+    fetches: AtomicUsize,
 }
 
 /// `git http-backend` behind an HTTP server on 127.0.0.1, optionally requiring basic auth.
@@ -95,6 +98,7 @@ struct Backend {
 pub struct GitHttpServer {
     /// Where bare repositories live.
     pub root: tempfile::TempDir,
+    backend: Arc<Backend>,
     addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
@@ -106,14 +110,31 @@ impl GitHttpServer {
         let backend = Arc::new(Backend {
             root: root.path().to_owned(),
             credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            ls_refs: AtomicUsize::new(0),
+            fetches: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new().fallback(serve_git).with_state(backend);
+        let app = axum::Router::new().fallback(serve_git).with_state(backend.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { root, addr, task })
+        Ok(Self {
+            root,
+            backend,
+            addr,
+            task,
+        })
+    }
+
+    /// Authenticated protocol-v2 `ls-refs` commands served so far.
+    pub fn ls_refs(&self) -> usize {
+        self.backend.ls_refs.load(Ordering::SeqCst)
+    }
+
+    /// Authenticated `fetch` commands (object transfers) served so far.
+    pub fn fetches(&self) -> usize {
+        self.backend.fetches.load(Ordering::SeqCst)
     }
 
     /// Creates a repository served at [`url`](Self::url).
@@ -150,6 +171,11 @@ async fn serve_git(
                 .body(Body::empty())
                 .unwrap();
         }
+    }
+    if body.windows(13).any(|w| w == b"command=fetch") {
+        backend.fetches.fetch_add(1, Ordering::SeqCst);
+    } else if body.windows(15).any(|w| w == b"command=ls-refs") {
+        backend.ls_refs.fetch_add(1, Ordering::SeqCst);
     }
     match run_backend(&backend.root, &method, &uri, &headers, body).await {
         Ok(response) => response,

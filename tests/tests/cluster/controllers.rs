@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use eddy_shared::api::source::GitRepository;
+use eddy_shared::api::notify::Provider;
 use eddy_shared::conditions::{self, READY};
 use eddy_tests::{ControllerProcess, cluster, delete_namespace, eventually, install_crds, namespace};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -40,18 +40,20 @@ async fn wait_until_leading(client: &Client, ns: &str, lease: &str, process: &Co
     .await;
 }
 
-fn git_repository(name: &str, labels: serde_json::Value) -> GitRepository {
+/// Providers: their controller (notify-controller) does not reconcile them yet, which makes them
+/// the objects to observe the runtime's own behaviour on.
+fn provider(name: &str, labels: serde_json::Value) -> Provider {
     serde_json::from_value(serde_json::json!({
-        "apiVersion": "source.eddy.dev/v1alpha1",
-        "kind": "GitRepository",
+        "apiVersion": "notify.eddy.dev/v1alpha1",
+        "kind": "Provider",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"url": "https://example.test/repo.git", "interval": "1m"},
+        "spec": {"type": "generic", "address": "http://127.0.0.1:9/"},
     }))
     .unwrap()
 }
 
 async fn ready_condition(
-    api: &Api<GitRepository>,
+    api: &Api<Provider>,
     name: &str,
 ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let repo = api.get(name).await.ok()?;
@@ -114,20 +116,20 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
     let client = cluster().await;
     install_crds(&client).await.unwrap();
     let ns = namespace(&client, "standby").await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let lease_flag = format!("--leader-election-namespace={ns}");
     let scope = format!("--watch-namespace={ns}");
 
-    let mut leader = ControllerProcess::start("source-controller", &[&lease_flag, &scope]).unwrap();
-    wait_until_leading(&client, &ns, "source-controller", &leader).await;
-    let standby = ControllerProcess::start("source-controller", &[&lease_flag, &scope]).unwrap();
+    let mut leader = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
+    wait_until_leading(&client, &ns, "notify-controller", &leader).await;
+    let standby = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
     eventually(Duration::from_secs(30), "the standby's /readyz", || async {
         standby.get(standby.health, "/readyz").await.filter(|(s, _)| *s == 200)
     })
     .await;
     let (_, metrics) = standby.get(standby.metrics, "/metrics").await.unwrap();
     assert!(
-        metrics.contains("eddy_leader{controller=\"source-controller\"} 0"),
+        metrics.contains("eddy_leader{controller=\"notify-controller\"} 0"),
         "the standby does not lead: {metrics}"
     );
     assert!(
@@ -138,18 +140,18 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
     leader.signal("TERM").unwrap();
     assert!(leader.wait_for_exit(Duration::from_secs(10)).await.unwrap().success());
     // The Lease was released, so the standby takes it at its next attempt rather than after expiry.
-    wait_until_leading(&client, &ns, "source-controller", &standby).await;
+    wait_until_leading(&client, &ns, "notify-controller", &standby).await;
 
     repos
         .create(
             &PostParams::default(),
-            &git_repository("after-takeover", serde_json::json!({})),
+            &provider("after-takeover", serde_json::json!({})),
         )
         .await
         .unwrap();
     let ready = eventually(
         Duration::from_secs(30),
-        "the new leader to report on a GitRepository",
+        "the new leader to report on a Provider",
         || async { ready_condition(&repos, "after-takeover").await },
     )
     .await;
@@ -162,9 +164,9 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     let client = cluster().await;
     install_crds(&client).await.unwrap();
     let ns = namespace(&client, "placeholder").await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let process = ControllerProcess::start(
-        "source-controller",
+        "notify-controller",
         &[
             &format!("--leader-election-namespace={ns}"),
             &format!("--watch-namespace={ns}"),
@@ -172,11 +174,11 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     )
     .unwrap();
     repos
-        .create(&PostParams::default(), &git_repository("app", serde_json::json!({})))
+        .create(&PostParams::default(), &provider("app", serde_json::json!({})))
         .await
         .unwrap();
 
-    let ready = eventually(Duration::from_secs(30), "Ready on the GitRepository", || async {
+    let ready = eventually(Duration::from_secs(30), "Ready on the Provider", || async {
         ready_condition(&repos, "app").await
     })
     .await;
@@ -184,7 +186,7 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     assert_eq!(ready.reason, "NotImplemented");
     assert_eq!(
         ready.message,
-        "source-controller does not reconcile GitRepository objects yet"
+        "notify-controller does not reconcile Provider objects yet"
     );
     assert_eq!(ready.observed_generation, Some(1));
     let first_transition = ready.last_transition_time.clone();
@@ -208,9 +210,7 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
 
     let (_, metrics) = process.get(process.metrics, "/metrics").await.unwrap();
     assert!(
-        metrics.contains(
-            "eddy_reconcile_total{controller=\"source-controller\",kind=\"GitRepository\",result=\"success\"}"
-        ),
+        metrics.contains("eddy_reconcile_total{controller=\"notify-controller\",kind=\"Provider\",result=\"success\"}"),
         "{metrics}"
     );
     delete_namespace(&client, &ns).await;
@@ -221,12 +221,12 @@ async fn watch_label_selector_shards_objects_between_controllers() {
     let client = cluster().await;
     install_crds(&client).await.unwrap();
     let ns = namespace(&client, "shards").await;
-    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let _shard = ControllerProcess::start(
-        "source-controller",
+        "notify-controller",
         &[
             &format!("--leader-election-namespace={ns}"),
-            "--leader-election-lease-name=source-controller-shard1",
+            "--leader-election-lease-name=notify-controller-shard1",
             &format!("--watch-namespace={ns}"),
             "--watch-label-selector=sharding.eddy.dev/key=shard1",
         ],
@@ -235,14 +235,14 @@ async fn watch_label_selector_shards_objects_between_controllers() {
     repos
         .create(
             &PostParams::default(),
-            &git_repository("in-shard", serde_json::json!({"sharding.eddy.dev/key": "shard1"})),
+            &provider("in-shard", serde_json::json!({"sharding.eddy.dev/key": "shard1"})),
         )
         .await
         .unwrap();
     repos
         .create(
             &PostParams::default(),
-            &git_repository("other-shard", serde_json::json!({"sharding.eddy.dev/key": "shard2"})),
+            &provider("other-shard", serde_json::json!({"sharding.eddy.dev/key": "shard2"})),
         )
         .await
         .unwrap();

@@ -5,4 +5,5 @@ mod api;
 mod cli;
 mod controllers;
 mod events;
+mod gitrepository;
 mod server_side_apply;
