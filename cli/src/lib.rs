@@ -2,6 +2,7 @@
 //! `--context`) and print what a person needs to act on.
 
 mod check;
+mod push;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,15 @@ enum Command {
     /// Check that the cluster is reachable, Eddy's CRDs are established and each controller
     /// holds its leader Lease.
     Check,
+    /// Publish to a registry.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PushCommand {
+    /// Pack a directory and push it as an OCI artifact that OCIRepository objects consume.
+    Artifact(push::PushArtifact),
 }
 
 /// Runs a command and turns its outcome into the exit code.
@@ -69,6 +79,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 Err(err) => println!("server: {err:#}"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Push(PushCommand::Artifact(args)) => {
+            push::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check => {

@@ -7,7 +7,9 @@ pub mod artifact;
 pub mod conditions;
 pub mod events;
 pub mod meta;
+pub mod oci;
 pub mod runtime;
+pub mod versions;
 
 /// Installs ring as the process-wide rustls provider, once. kube, reqwest, gix's HTTP transport
 /// and the OCI client all need it; calling it again is harmless.

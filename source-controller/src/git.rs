@@ -301,8 +301,7 @@ fn basic_credentials(
     }
 }
 
-/// The highest tag satisfying `range`, with its commit. Tags may carry a leading `v`. Ranges use
-/// either Cargo's commas or the space-separated form Flux users write (`>=1.0.0 <2.0.0`).
+/// The highest tag satisfying `range`, with its commit. Tags may carry a leading `v`.
 pub fn highest_semver_tag(range: &str, refs: &[(String, String)]) -> Result<Option<(String, String)>, GitError> {
     let requirement = parse_range(range)?;
     Ok(refs
@@ -319,22 +318,9 @@ pub fn highest_semver_tag(range: &str, refs: &[(String, String)]) -> Result<Opti
 }
 
 fn parse_range(range: &str) -> Result<semver::VersionReq, GitError> {
-    let normalized = if range.contains(',') || range.contains("||") {
-        range.to_owned()
-    } else {
-        // ">= 1.0.0 < 2.0.0" and ">=1.0.0 <2.0.0" both become ">=1.0.0, <2.0.0".
-        let mut parts: Vec<String> = Vec::new();
-        for token in range.split_whitespace() {
-            match parts.last_mut() {
-                Some(last) if last.chars().all(|c| "<>=~^".contains(c)) => last.push_str(token),
-                _ => parts.push(token.to_owned()),
-            }
-        }
-        parts.join(", ")
-    };
-    semver::VersionReq::parse(&normalized).map_err(|err| GitError::InvalidSemver {
+    eddy_shared::versions::parse_range(range).map_err(|message| GitError::InvalidSemver {
         range: range.to_owned(),
-        message: err.to_string(),
+        message,
     })
 }
 

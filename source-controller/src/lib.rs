@@ -1,12 +1,15 @@
-//! source-controller: pulls Git repositories into served, digest-addressed artifacts.
+//! source-controller: pulls Git repositories and OCI artifacts into served, digest-addressed
+//! artifacts.
 //!
-//! GitRepository objects are reconciled by [`gitrepository`]; artifacts are written to
-//! `--storage-path` and served on `--storage-addr` while this instance leads. OCIRepository
-//! objects still report Ready=False with reason NotImplemented.
+//! GitRepository objects are reconciled by [`gitrepository`], OCIRepository objects by
+//! [`ocirepository`], with what they share in [`reconcile`]. Artifacts are written to
+//! `--storage-path` and served on `--storage-addr` while this instance leads.
 
 pub mod credentials;
 pub mod git;
 pub mod gitrepository;
+pub mod ocirepository;
+pub mod reconcile;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use eddy_shared::api::source::{GitRepository, OCIRepository};
 use eddy_shared::artifact::{self, ArtifactStore};
-use eddy_shared::runtime::{self, RuntimeArgs, report_not_implemented, run_controller};
+use eddy_shared::runtime::{self, RuntimeArgs, run_controller};
 
 /// The controller's name: its field manager, event reporter and default Lease name.
 pub const NAME: &str = "source-controller";
@@ -92,10 +95,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 gitrepository::reconcile(obj, ctx, sources.clone())
             })
         };
-        let outcome = tokio::try_join!(
-            git,
-            run_controller(ctx.clone(), report_not_implemented::<OCIRepository>)
-        );
+        let oci = {
+            let sources = sources.clone();
+            run_controller(ctx.clone(), move |obj: Arc<OCIRepository>, ctx| {
+                ocirepository::reconcile(obj, ctx, sources.clone())
+            })
+        };
+        let outcome = tokio::try_join!(git, oci);
         server.abort();
         outcome.map(|_| ())
     })

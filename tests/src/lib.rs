@@ -3,6 +3,7 @@
 //! run as child processes that are always stopped, even when a test fails.
 
 pub mod git;
+pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -146,13 +147,26 @@ pub struct ControllerProcess {
     pub health: SocketAddr,
     child: Child,
     log: PathBuf,
+    _storage: Option<tempfile::TempDir>,
 }
 
 impl ControllerProcess {
-    /// Starts `binary` with free metrics and health ports, text logs, and `args`.
+    /// Starts `binary` with free metrics and health ports, text logs, and `args`. A
+    /// source-controller not given `--storage-path` gets a temporary directory and a free
+    /// loopback port for its artifact server, so that parallel tests never share either.
     pub fn start(binary: &str, args: &[&str]) -> anyhow::Result<Self> {
         let metrics = free_port();
         let health = free_port();
+        let mut extra = Vec::new();
+        let mut storage = None;
+        if binary == "source-controller" && !args.iter().any(|a| a.starts_with("--storage-path")) {
+            let dir = tempfile::tempdir()?;
+            let addr = free_port();
+            extra.push(format!("--storage-path={}", dir.path().display()));
+            extra.push(format!("--storage-addr={addr}"));
+            extra.push(format!("--storage-adv-addr=http://{addr}"));
+            storage = Some(dir);
+        }
         let log = std::env::temp_dir().join(format!(
             "eddy-test-{binary}-{}-{}.log",
             std::process::id(),
@@ -164,6 +178,7 @@ impl ControllerProcess {
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--health-addr={health}"))
             .args(args)
+            .args(&extra)
             .env("KUBECONFIG", kubeconfig_path())
             .env_remove("EDDY_EVENTS_ADDR")
             .stdout(Stdio::null())
@@ -176,6 +191,7 @@ impl ControllerProcess {
             health,
             child,
             log,
+            _storage: storage,
         })
     }
 

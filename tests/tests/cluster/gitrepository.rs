@@ -17,13 +17,13 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 
 /// A source-controller process with its own storage and artifact server.
-struct SourceController {
-    process: ControllerProcess,
+pub(crate) struct SourceController {
+    pub(crate) process: ControllerProcess,
     storage: tempfile::TempDir,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
-fn start_source_controller(ns: &str) -> SourceController {
+pub(crate) fn start_source_controller(ns: &str) -> SourceController {
     let storage = tempfile::tempdir().unwrap();
     let addr = free_port();
     let base_url = format!("http://{addr}");
@@ -99,7 +99,7 @@ async fn ready_condition(
 }
 
 /// Downloads and verifies `artifact` as a consumer does, and returns the unpacked tree.
-async fn download(artifact: &Artifact) -> tempfile::TempDir {
+pub(crate) async fn download(artifact: &Artifact) -> tempfile::TempDir {
     let file = artifact::fetch(&reqwest::Client::new(), artifact, 64 << 20)
         .await
         .unwrap();

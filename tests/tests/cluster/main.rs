@@ -6,4 +6,5 @@ mod cli;
 mod controllers;
 mod events;
 mod gitrepository;
+mod ocirepository;
 mod server_side_apply;

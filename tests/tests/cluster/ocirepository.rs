@@ -1,0 +1,213 @@
+//! OCIRepository end to end: artifacts pushed with `eddy push artifact` to a real registry
+//! (Debian's docker-registry), pulled by source-controller by tag, semver range and digest, and
+//! a corrupted blob refused while the previous artifact stays served.
+
+use std::process::Command;
+use std::time::Duration;
+
+use eddy_shared::api::source::OCIRepository;
+use eddy_shared::conditions::{self, READY};
+use eddy_shared::meta::Artifact;
+use eddy_tests::registry::Registry;
+use eddy_tests::{cluster, delete_namespace, eventually, install_crds, namespace, workspace_binary};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+
+use crate::gitrepository::{download, start_source_controller};
+
+/// Pushes `files` with the `eddy` CLI and returns the manifest digest it printed.
+fn push(registry: &Registry, tag: &str, files: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    let output = Command::new(workspace_binary("eddy"))
+        .args(["push", "artifact", &format!("oci://{}/eddy/app:{tag}", registry.host)])
+        .arg("--path")
+        .arg(dir.path())
+        .args([
+            "--source",
+            "https://git.example.test/app.git",
+            "--revision",
+            &format!("main@sha1:{tag}"),
+            "--insecure-registry",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "eddy push failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn oci_repository(name: &str, registry: &Registry, reference: serde_json::Value) -> OCIRepository {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.eddy.dev/v1alpha1",
+        "kind": "OCIRepository",
+        "metadata": {"name": name},
+        "spec": {"url": format!("oci://{}/eddy/app", registry.host), "interval": "1s", "insecure": true, "ref": reference},
+    }))
+    .unwrap()
+}
+
+async fn ready_revision(repos: &Api<OCIRepository>, name: &str, revision: &str, logs: impl Fn() -> String) -> Artifact {
+    let what = format!("OCIRepository {name} Ready with revision {revision}");
+    let waited = tokio::time::timeout(
+        Duration::from_secs(60),
+        eventually(Duration::from_secs(60), &what, || async {
+            let status = repos.get(name).await.ok()?.status?;
+            let ready = conditions::get(&status.conditions, READY)?;
+            let artifact = status.artifact?;
+            (ready.status == "True" && artifact.revision == revision).then_some(artifact)
+        }),
+    )
+    .await;
+    waited.unwrap_or_else(|_| panic!("{what}; controller logs:\n{}", logs()))
+}
+
+#[tokio::test]
+async fn pushed_artifacts_are_pulled_by_tag_semver_range_and_digest() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "oci").await;
+    let registry = Registry::start().await.unwrap();
+    let first = push(&registry, "1.0.0", &[("deploy/app.yaml", "version: 1.0.0\n")]);
+    let second = push(&registry, "1.1.0", &[("deploy/app.yaml", "version: 1.1.0\n")]);
+    push(&registry, "2.0.0", &[("deploy/app.yaml", "version: 2.0.0\n")]);
+
+    let controller = start_source_controller(&ns);
+    let logs = || controller.process.logs();
+    let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &ns);
+    for (name, reference) in [
+        ("by-tag", serde_json::json!({"tag": "1.0.0"})),
+        ("by-semver", serde_json::json!({"semver": ">=1.0.0 <2.0.0"})),
+        ("by-digest", serde_json::json!({"digest": first})),
+    ] {
+        repos
+            .create(&PostParams::default(), &oci_repository(name, &registry, reference))
+            .await
+            .unwrap();
+    }
+
+    let by_tag = ready_revision(&repos, "by-tag", &format!("1.0.0@{first}"), logs).await;
+    let tree = download(&by_tag).await;
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("deploy/app.yaml")).unwrap(),
+        "version: 1.0.0\n"
+    );
+    assert_eq!(
+        by_tag
+            .metadata
+            .get("org.opencontainers.image.revision")
+            .map(String::as_str),
+        Some("main@sha1:1.0.0")
+    );
+    assert_eq!(
+        by_tag
+            .metadata
+            .get("org.opencontainers.image.source")
+            .map(String::as_str),
+        Some("https://git.example.test/app.git")
+    );
+
+    let by_semver = ready_revision(&repos, "by-semver", &format!("1.1.0@{second}"), logs).await;
+    let tree = download(&by_semver).await;
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("deploy/app.yaml")).unwrap(),
+        "version: 1.1.0\n"
+    );
+
+    let by_digest = ready_revision(&repos, "by-digest", &first, logs).await;
+    assert_eq!(
+        by_digest.digest, by_tag.digest,
+        "the same content gives the same artifact"
+    );
+
+    let third = push(&registry, "1.2.0", &[("deploy/app.yaml", "version: 1.2.0\n")]);
+    ready_revision(&repos, "by-semver", &format!("1.2.0@{third}"), logs).await;
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "ocibad").await;
+    let registry = Registry::start().await.unwrap();
+    let good = push(&registry, "current", &[("app.yaml", "good: true\n")]);
+    let controller = start_source_controller(&ns);
+    let logs = || controller.process.logs();
+    let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &ns);
+    repos
+        .create(
+            &PostParams::default(),
+            &oci_repository("app", &registry, serde_json::json!({"tag": "current"})),
+        )
+        .await
+        .unwrap();
+    let artifact = ready_revision(&repos, "app", &format!("current@{good}"), logs).await;
+
+    // A new push whose layer blob is then corrupted on the registry's disk, size unchanged. The
+    // object is suspended meanwhile so that it cannot pull the blob before it is corrupted.
+    let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
+    repos
+        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
+        .await
+        .unwrap();
+    let bad = push(&registry, "current", &[("app.yaml", "good: false, tampered later\n")]);
+    let oci = eddy_shared::oci::client(true);
+    let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
+    let (manifest, _) = oci
+        .pull_image_manifest(
+            &repository.digest(&bad).unwrap(),
+            &oci_client::secrets::RegistryAuth::Anonymous,
+        )
+        .await
+        .unwrap();
+    let blob = registry.blob_path(&manifest.layers[0].digest);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    repos
+        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(false)))
+        .await
+        .unwrap();
+
+    let ready = eventually(
+        Duration::from_secs(30),
+        "Ready=False for the corrupted blob",
+        || async {
+            let status = repos.get("app").await.ok()?.status?;
+            conditions::get(&status.conditions, READY)
+                .filter(|r| r.status == "False")
+                .cloned()
+        },
+    )
+    .await;
+    assert!(ready.message.contains("digest"), "{}", ready.message);
+    let status = repos.get("app").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.artifact.as_ref(),
+        Some(&artifact),
+        "the previous artifact stays in status"
+    );
+    let tree = download(&artifact).await;
+    assert_eq!(
+        std::fs::read_to_string(tree.path().join("app.yaml")).unwrap(),
+        "good: true\n"
+    );
+    delete_namespace(&client, &ns).await;
+}
