@@ -228,9 +228,8 @@ fn list_refs(
         .and_then(|r| r.with_refspecs(Some(prefix), Direction::Fetch))
         .map_err(|e| remote_error(chain(&e)))?;
     let mut connection = remote.connect(Direction::Fetch).map_err(|e| remote_error(chain(&e)))?;
-    if let Some((username, password)) = credentials.basic.clone() {
-        connection.set_credentials(move |action| basic_credentials(action, &username, &password));
-    }
+    let basic = credentials.basic.clone();
+    connection.set_credentials(move |action| basic_credentials(action, basic.as_ref()));
     let (ref_map, _) = connection
         .ref_map(gix::progress::Discard, Default::default())
         .map_err(|e| remote_error(chain(&e)))?;
@@ -268,9 +267,8 @@ pub fn checkout(
         .with_revision(Some(head.fetch.as_str()))
         .map_err(|e| remote_error(chain(&e)))?
         .configure_connection(move |connection| {
-            if let Some((username, password)) = basic.clone() {
-                connection.set_credentials(move |action| basic_credentials(action, &username, &password));
-            }
+            let basic = basic.clone();
+            connection.set_credentials(move |action| basic_credentials(action, basic.as_ref()));
             Ok(())
         });
     let (mut checkout, _) = prepare
@@ -283,20 +281,23 @@ pub fn checkout(
     Ok(commit.to_hex().to_string())
 }
 
+/// The only credentials source: the Secret's user and password, or none. Never a prompt, never
+/// the machine's credential helpers.
 fn basic_credentials(
     action: gix::credentials::helper::Action,
-    username: &str,
-    password: &str,
+    basic: Option<&(String, String)>,
 ) -> Result<Option<gix::credentials::protocol::Outcome>, gix::Error> {
-    match action {
-        gix::credentials::helper::Action::Get(context) => Ok(Some(gix::credentials::protocol::Outcome {
-            identity: gix::sec::identity::Account {
-                username: username.to_owned(),
-                password: password.to_owned(),
-                oauth_refresh_token: None,
-            },
-            next: context.into(),
-        })),
+    match (action, basic) {
+        (gix::credentials::helper::Action::Get(context), Some((username, password))) => {
+            Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: username.clone(),
+                    password: password.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: context.into(),
+            }))
+        }
         _ => Ok(None),
     }
 }
@@ -357,6 +358,8 @@ fn classify(url: &str, credentials: &Credentials, message: String) -> GitError {
         "host key verification failed",
         "no matching host key",
         "could not read username",
+        "obtain credentials",
+        "credentials",
         "unauthorized",
     ];
     if authentication.iter().any(|needle| lower.contains(needle)) {

@@ -78,6 +78,12 @@ impl GitRepo {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
+    /// Pushes HEAD to the full reference `name`, e.g. `refs/pull/1/head`.
+    pub fn push_ref(&self, name: &str) -> anyhow::Result<()> {
+        git(&self.work, &["push", "--quiet", "origin", &format!("HEAD:{name}")])?;
+        Ok(())
+    }
+
     /// Creates an annotated tag at HEAD and pushes it.
     pub fn tag(&self, name: &str) -> anyhow::Result<String> {
         git(&self.work, &["tag", "-a", name, "-m", name])?;
@@ -86,9 +92,20 @@ impl GitRepo {
     }
 }
 
+/// What a [`GitHttpServer`] requires of every request.
+#[derive(Clone, Debug)]
+pub enum HttpAuth {
+    /// Anything goes.
+    None,
+    /// `Authorization: Basic` with this user and password.
+    Basic(String, String),
+    /// `Authorization: Bearer` with this token.
+    Bearer(String),
+}
+
 struct Backend {
     root: PathBuf,
-    credentials: Option<(String, String)>,
+    auth: HttpAuth,
     ls_refs: AtomicUsize,
     fetches: AtomicUsize,
 }
@@ -104,12 +121,21 @@ pub struct GitHttpServer {
 }
 
 impl GitHttpServer {
-    /// Starts the server; with `credentials`, every request needs them.
+    /// Starts the server; with `credentials`, every request needs that user and password.
     pub async fn start(credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
+        let auth = match credentials {
+            Some((user, password)) => HttpAuth::Basic(user.to_owned(), password.to_owned()),
+            None => HttpAuth::None,
+        };
+        Self::start_with(auth).await
+    }
+
+    /// Starts the server requiring `auth` of every request.
+    pub async fn start_with(auth: HttpAuth) -> anyhow::Result<Self> {
         let root = tempfile::tempdir()?;
         let backend = Arc::new(Backend {
             root: root.path().to_owned(),
-            credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            auth,
             ls_refs: AtomicUsize::new(0),
             fetches: AtomicUsize::new(0),
         });
@@ -161,8 +187,12 @@ async fn serve_git(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    if let Some((user, password)) = &backend.credentials {
-        let expected = format!("Basic {}", base64(&format!("{user}:{password}")));
+    let expected = match &backend.auth {
+        HttpAuth::None => None,
+        HttpAuth::Basic(user, password) => Some(format!("Basic {}", base64(&format!("{user}:{password}")))),
+        HttpAuth::Bearer(token) => Some(format!("Bearer {token}")),
+    };
+    if let Some(expected) = expected {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         if given != Some(expected.as_str()) {
             return Response::builder()

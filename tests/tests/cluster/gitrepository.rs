@@ -303,6 +303,47 @@ async fn break_credentials(
 }
 
 #[tokio::test]
+async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "suspend").await;
+    let server = GitHttpServer::start(None).await.unwrap();
+    let repo = server.create_repo("app").unwrap();
+    let first = repo.commit(&[("a.yaml", "a: 1\n")], "first").unwrap();
+    let controller = start_source_controller(&ns);
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let spec = serde_json::json!({"url": server.url("app"), "interval": "1s", "ref": {"branch": "main"}});
+    repos
+        .create(&PostParams::default(), &git_repository("app", spec))
+        .await
+        .unwrap();
+    ready_artifact(&repos, "app", &format!("main@sha1:{first}"), &controller.process).await;
+
+    let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
+    repos
+        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
+        .await
+        .unwrap();
+    let listed = server.ls_refs();
+    let second = repo.commit(&[("a.yaml", "a: 2\n")], "second").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = repos.get("app").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.artifact.unwrap().revision,
+        format!("main@sha1:{first}"),
+        "a suspended source does not move"
+    );
+    assert_eq!(server.ls_refs(), listed, "and does not even ask the remote");
+
+    repos
+        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(false)))
+        .await
+        .unwrap();
+    ready_artifact(&repos, "app", &format!("main@sha1:{second}"), &controller.process).await;
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
 async fn a_wrong_password_fails_clearly_and_keeps_serving_the_last_artifact() {
     let client = cluster().await;
     install_crds(&client).await.unwrap();

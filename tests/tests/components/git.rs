@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
 
 use eddy_shared::api::source::GitRepositoryRef;
-use eddy_tests::git::{GitHttpServer, GitRepo, SshServer};
+use eddy_tests::git::{GitHttpServer, GitRepo, HttpAuth, SshServer};
 use source_controller::git::{Credentials, GitError, SshFiles, checkout, resolve};
 
 fn branch(name: &str) -> GitRepositoryRef {
@@ -192,4 +192,49 @@ async fn ssh_with_the_right_host_key_fetches_and_a_wrong_host_key_is_refused() {
     assert!(matches!(err, GitError::Authentication { .. }), "{err}");
     assert!(err.to_string().contains("Host key verification failed"), "{err}");
     assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bearer_token_authenticates_and_a_wrong_one_is_refused() {
+    let server = GitHttpServer::start_with(HttpAuth::Bearer("t0ken-abc".into()))
+        .await
+        .unwrap();
+    let head = server
+        .create_repo("app")
+        .unwrap()
+        .commit(&[("a.yaml", "a: 1\n")], "first")
+        .unwrap();
+    let bearer = |token: &str| Credentials {
+        bearer: Some(token.into()),
+        ..Default::default()
+    };
+    let (url, good) = (server.url("app"), bearer("t0ken-abc"));
+    let (_dir, revision, _) = blocking(move || checked_out(&url, branch("main"), good)).await;
+    assert_eq!(revision, format!("main@sha1:{head}"));
+    let (url, bad) = (server.url("app"), bearer("wrong-t0ken"));
+    let err = blocking(move || resolve(&url, &branch("main"), &bad, 30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::Authentication { .. }), "{err}");
+    assert!(!err.to_string().contains("wrong-t0ken"), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_reference_name_is_fetched_with_its_full_name_as_revision() {
+    let server = GitHttpServer::start(None).await.unwrap();
+    let repo = server.create_repo("app").unwrap();
+    repo.commit(&[("a.yaml", "a: 1\n")], "main").unwrap();
+    let pr = repo.commit(&[("a.yaml", "a: 2\n")], "pull request").unwrap();
+    repo.push_ref("refs/pull/1/head").unwrap();
+    let reference = GitRepositoryRef {
+        name: Some("refs/pull/1/head".into()),
+        ..Default::default()
+    };
+    let url = server.url("app");
+    let (dir, revision, _) = blocking(move || checked_out(&url, reference, Credentials::default())).await;
+    assert_eq!(revision, format!("refs/pull/1/head@sha1:{pr}"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("work/a.yaml")).unwrap(),
+        "a: 2\n"
+    );
 }
