@@ -157,8 +157,8 @@ impl Repository {
     fn error(&self, err: oci_client::errors::OciDistributionError) -> OciError {
         let message = err.to_string();
         let lower = message.to_lowercase();
-        if lower.contains("unauthorized") || lower.contains("401") || lower.contains("403") || lower.contains("denied")
-        {
+        let refused = ["unauthorized", "not authorized", "401", "403", "denied"];
+        if refused.iter().any(|word| lower.contains(word)) {
             OciError::Authentication {
                 repository: self.name.clone(),
                 message,

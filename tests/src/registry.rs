@@ -18,15 +18,35 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts the registry and waits until it answers.
+    /// Starts an open registry and waits until it answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts a registry that requires `user` and `password` (htpasswd with bcrypt, written by
+    /// Debian's apache2-utils `htpasswd`) when given, and waits until it answers.
+    pub async fn start_with(credentials: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let storage = tempfile::tempdir()?;
         let host = free_port().to_string();
+        let mut auth = String::new();
+        if let Some((user, password)) = credentials {
+            let htpasswd = storage.path().join("htpasswd");
+            let output = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .context("running htpasswd (Debian package apache2-utils)")?;
+            anyhow::ensure!(output.status.success(), "htpasswd failed");
+            std::fs::write(&htpasswd, output.stdout)?;
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: eddy-tests\n    path: {}\n",
+                htpasswd.display()
+            );
+        }
         let config = storage.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{auth}",
                 storage.path().join("data").display()
             ),
         )?;
@@ -39,8 +59,9 @@ impl Registry {
             .context("starting docker-registry (Debian package docker-registry)")?;
         let registry = Self { host, storage, child };
         for _ in 0..100 {
+            // 401 is an answer too: the registry is up and asks for credentials.
             if let Ok(response) = reqwest::get(format!("http://{}/v2/", registry.host)).await
-                && response.status().is_success()
+                && (response.status().is_success() || response.status() == reqwest::StatusCode::UNAUTHORIZED)
             {
                 return Ok(registry);
             }

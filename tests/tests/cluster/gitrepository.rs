@@ -410,3 +410,34 @@ async fn a_wrong_host_key_fails_clearly_and_keeps_serving_the_last_artifact() {
     );
     delete_namespace(&client, &ns).await;
 }
+
+#[tokio::test]
+async fn a_remote_that_never_answers_times_out_after_spec_timeout() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "timeout").await;
+    // Accepts connections (the kernel does) and never answers a request.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/app.git", silent.local_addr().unwrap());
+    let controller = start_source_controller(&ns);
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let spec = serde_json::json!({"url": url, "interval": "1m", "timeout": "2s", "ref": {"branch": "main"}});
+    repos
+        .create(&PostParams::default(), &git_repository("app", spec))
+        .await
+        .unwrap();
+    let ready = eventually(Duration::from_secs(30), "Ready=False after the timeout", || async {
+        ready_condition(&repos, "app").await.filter(|r| r.status == "False")
+    })
+    .await;
+    assert_eq!(
+        ready.reason,
+        "FetchTimeout",
+        "{}; logs:\n{}",
+        ready.message,
+        controller.process.logs()
+    );
+    assert!(ready.message.contains("timed out after 2s"), "{}", ready.message);
+    drop(silent);
+    delete_namespace(&client, &ns).await;
+}

@@ -17,6 +17,11 @@ use crate::gitrepository::{download, start_source_controller};
 
 /// Pushes `files` with the `eddy` CLI and returns the manifest digest it printed.
 fn push(registry: &Registry, tag: &str, files: &[(&str, &str)]) -> String {
+    push_as(registry, tag, files, None)
+}
+
+/// [`push`] with registry credentials `user:password`.
+fn push_as(registry: &Registry, tag: &str, files: &[(&str, &str)], creds: Option<&str>) -> String {
     let dir = tempfile::tempdir().unwrap();
     for (path, content) in files {
         let path = dir.path().join(path);
@@ -34,6 +39,7 @@ fn push(registry: &Registry, tag: &str, files: &[(&str, &str)]) -> String {
             &format!("main@sha1:{tag}"),
             "--insecure-registry",
         ])
+        .args(creds.map(|c| format!("--creds={c}")))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -53,11 +59,19 @@ fn push(registry: &Registry, tag: &str, files: &[(&str, &str)]) -> String {
 }
 
 fn oci_repository(name: &str, registry: &Registry, reference: serde_json::Value) -> OCIRepository {
+    oci_repository_with(name, registry, serde_json::json!({"ref": reference}))
+}
+
+/// An OCIRepository for the test repository with `extra` merged into its spec.
+fn oci_repository_with(name: &str, registry: &Registry, extra: serde_json::Value) -> OCIRepository {
+    let mut spec =
+        serde_json::json!({"url": format!("oci://{}/eddy/app", registry.host), "interval": "1s", "insecure": true});
+    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     serde_json::from_value(serde_json::json!({
         "apiVersion": "source.eddy.dev/v1alpha1",
         "kind": "OCIRepository",
         "metadata": {"name": name},
-        "spec": {"url": format!("oci://{}/eddy/app", registry.host), "interval": "1s", "insecure": true, "ref": reference},
+        "spec": spec,
     }))
     .unwrap()
 }
@@ -209,5 +223,70 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
         std::fs::read_to_string(tree.path().join("app.yaml")).unwrap(),
         "good: true\n"
     );
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn registry_credentials_come_from_a_docker_config_secret_and_copy_keeps_the_layer_as_is() {
+    let client = cluster().await;
+    install_crds(&client).await.unwrap();
+    let ns = namespace(&client, "ociauth").await;
+    let registry = Registry::start_with(Some(("robot", "s3cr3t-pw"))).await.unwrap();
+    let digest = push_as(&registry, "1.0.0", &[("app.yaml", "a: 1\n")], Some("robot:s3cr3t-pw"));
+
+    // "robot:s3cr3t-pw" in base64, as `kubectl create secret docker-registry` writes it.
+    let docker_config = format!(
+        r#"{{"auths":{{"{}":{{"auth":"cm9ib3Q6czNjcjN0LXB3"}}}}}}"#,
+        registry.host
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "registry"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": docker_config},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+
+    let controller = start_source_controller(&ns);
+    let logs = || controller.process.logs();
+    let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &ns);
+    let copy = serde_json::json!({
+        "ref": {"tag": "1.0.0"}, "secretRef": {"name": "registry"},
+        "layerSelector": {"mediaType": eddy_shared::oci::CONTENT_MEDIA_TYPE, "operation": "copy"},
+    });
+    repos
+        .create(&PostParams::default(), &oci_repository_with("copied", &registry, copy))
+        .await
+        .unwrap();
+    let artifact = ready_revision(&repos, "copied", &format!("1.0.0@{digest}"), logs).await;
+
+    // Copied as it is: the artifact is the layer blob itself, so their digests are the same.
+    let oci = eddy_shared::oci::client(true);
+    let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
+    let auth = oci_client::secrets::RegistryAuth::Basic("robot".into(), "s3cr3t-pw".into());
+    let (manifest, _) = oci
+        .pull_image_manifest(&repository.digest(&digest).unwrap(), &auth)
+        .await
+        .unwrap();
+    assert_eq!(artifact.digest, manifest.layers[0].digest);
+
+    // Without the Secret the registry refuses, and the status says so without any credential.
+    repos
+        .create(
+            &PostParams::default(),
+            &oci_repository("anonymous", &registry, serde_json::json!({"tag": "1.0.0"})),
+        )
+        .await
+        .unwrap();
+    let ready = eventually(Duration::from_secs(30), "Ready=False without credentials", || async {
+        let status = repos.get("anonymous").await.ok()?.status?;
+        conditions::get(&status.conditions, READY)
+            .filter(|r| r.status == "False")
+            .cloned()
+    })
+    .await;
+    assert_eq!(ready.reason, "AuthenticationFailed", "{}", ready.message);
+    assert!(!ready.message.contains("s3cr3t-pw"));
     delete_namespace(&client, &ns).await;
 }
