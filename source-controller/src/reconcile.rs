@@ -153,6 +153,11 @@ where
     let retry = obj.interval();
     with_finalizer(obj, ctx, sources, retry, |obj| async move {
         if obj.suspended() {
+            // Nothing is fetched, but the generation that asked for the suspend is acknowledged,
+            // so that clients can tell the controller has seen it.
+            let mut status = obj.current_status().cloned().unwrap_or_default();
+            *K::source_status(&mut status).observed_generation = obj.meta().generation;
+            finish(obj.as_ref(), ctx, obj.current_status(), &status, Ok(None), retry).await?;
             return Ok(Action::await_change());
         }
         let (mut status, outcome) = fetch(obj.clone(), obj.current_status().cloned().unwrap_or_default()).await;

@@ -320,10 +320,16 @@ async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
     ready_artifact(&repos, "app", &format!("main@sha1:{first}"), &controller.process).await;
 
     let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
-    repos
+    let suspended = repos
         .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
         .await
         .unwrap();
+    // The controller acknowledges the suspend by observing its generation.
+    eventually(Duration::from_secs(30), "the suspend to be observed", || async {
+        let observed = repos.get("app").await.ok()?.status?.observed_generation;
+        (observed == suspended.metadata.generation).then_some(())
+    })
+    .await;
     let listed = server.ls_refs();
     let second = repo.commit(&[("a.yaml", "a: 2\n")], "second").unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;

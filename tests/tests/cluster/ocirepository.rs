@@ -176,10 +176,15 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
     // A new push whose layer blob is then corrupted on the registry's disk, size unchanged. The
     // object is suspended meanwhile so that it cannot pull the blob before it is corrupted.
     let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
-    repos
+    let suspended = repos
         .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
         .await
         .unwrap();
+    eventually(Duration::from_secs(30), "the suspend to be observed", || async {
+        let observed = repos.get("app").await.ok()?.status?.observed_generation;
+        (observed == suspended.metadata.generation).then_some(())
+    })
+    .await;
     let bad = push(&registry, "current", &[("app.yaml", "good: false, tampered later\n")]);
     let oci = eddy_shared::oci::client(true);
     let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
