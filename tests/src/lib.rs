@@ -248,3 +248,29 @@ impl Drop for ControllerProcess {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// Sets `spec.suspend` on `name` and, when suspending, waits until the controller has observed
+/// that generation (`observed` reads `status.observedGeneration`), so that no reconcile of the
+/// object from before the suspend is still to come.
+pub async fn set_suspend<K>(api: &Api<K>, name: &str, on: bool, observed: impl Fn(&K) -> Option<i64>)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({"spec": {"suspend": on}});
+    let patched = api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("patching spec.suspend");
+    if on {
+        let generation = patched.meta().generation;
+        eventually(Duration::from_secs(30), "the suspend to be observed", || async {
+            let current = api.get(name).await.ok()?;
+            (observed(&current) == generation).then_some(())
+        })
+        .await;
+    }
+}

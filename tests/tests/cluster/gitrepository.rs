@@ -10,7 +10,9 @@ use eddy_shared::artifact::{self, Limits};
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
 use eddy_tests::git::{GitHttpServer, GitRepo, SshServer};
-use eddy_tests::{ControllerProcess, cluster, delete_namespace, eventually, free_port, install_crds, namespace};
+use eddy_tests::{
+    ControllerProcess, cluster, delete_namespace, eventually, free_port, install_crds, namespace, set_suspend,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -319,17 +321,7 @@ async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
         .unwrap();
     ready_artifact(&repos, "app", &format!("main@sha1:{first}"), &controller.process).await;
 
-    let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
-    let suspended = repos
-        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
-        .await
-        .unwrap();
-    // The controller acknowledges the suspend by observing its generation.
-    eventually(Duration::from_secs(30), "the suspend to be observed", || async {
-        let observed = repos.get("app").await.ok()?.status?.observed_generation;
-        (observed == suspended.metadata.generation).then_some(())
-    })
-    .await;
+    set_suspend(&repos, "app", true, |r| r.status.as_ref()?.observed_generation).await;
     let listed = server.ls_refs();
     let second = repo.commit(&[("a.yaml", "a: 2\n")], "second").unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -341,10 +333,7 @@ async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
     );
     assert_eq!(server.ls_refs(), listed, "and does not even ask the remote");
 
-    repos
-        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(false)))
-        .await
-        .unwrap();
+    set_suspend(&repos, "app", false, |r| r.status.as_ref()?.observed_generation).await;
     ready_artifact(&repos, "app", &format!("main@sha1:{second}"), &controller.process).await;
     delete_namespace(&client, &ns).await;
 }

@@ -9,9 +9,9 @@ use eddy_shared::api::source::OCIRepository;
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
 use eddy_tests::registry::Registry;
-use eddy_tests::{cluster, delete_namespace, eventually, install_crds, namespace, workspace_binary};
+use eddy_tests::{cluster, delete_namespace, eventually, install_crds, namespace, set_suspend, workspace_binary};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 
 use crate::gitrepository::{download, start_source_controller};
 
@@ -175,16 +175,7 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
 
     // A new push whose layer blob is then corrupted on the registry's disk, size unchanged. The
     // object is suspended meanwhile so that it cannot pull the blob before it is corrupted.
-    let suspend = |on: bool| serde_json::json!({"spec": {"suspend": on}});
-    let suspended = repos
-        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(true)))
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(30), "the suspend to be observed", || async {
-        let observed = repos.get("app").await.ok()?.status?.observed_generation;
-        (observed == suspended.metadata.generation).then_some(())
-    })
-    .await;
+    set_suspend(&repos, "app", true, |r| r.status.as_ref()?.observed_generation).await;
     let bad = push(&registry, "current", &[("app.yaml", "good: false, tampered later\n")]);
     let oci = eddy_shared::oci::client(true);
     let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
@@ -200,10 +191,7 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&blob, bytes).unwrap();
-    repos
-        .patch("app", &PatchParams::default(), &Patch::Merge(suspend(false)))
-        .await
-        .unwrap();
+    set_suspend(&repos, "app", false, |r| r.status.as_ref()?.observed_generation).await;
 
     let ready = eventually(
         Duration::from_secs(30),
