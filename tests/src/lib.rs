@@ -274,3 +274,41 @@ where
         .await;
     }
 }
+
+/// The `ApiResource` of an Eddy kind, by kind name.
+pub fn eddy_api_resource(kind: &str) -> kube::api::ApiResource {
+    use eddy_shared::api::{apply, notify, progressive, source};
+    use kube::api::ApiResource;
+    match kind {
+        "GitRepository" => ApiResource::erase::<source::GitRepository>(&()),
+        "OCIRepository" => ApiResource::erase::<source::OCIRepository>(&()),
+        "Kustomization" => ApiResource::erase::<apply::Kustomization>(&()),
+        "Provider" => ApiResource::erase::<notify::Provider>(&()),
+        "Alert" => ApiResource::erase::<notify::Alert>(&()),
+        "Receiver" => ApiResource::erase::<notify::Receiver>(&()),
+        "Canary" => ApiResource::erase::<progressive::Canary>(&()),
+        "MetricTemplate" => ApiResource::erase::<progressive::MetricTemplate>(&()),
+        other => panic!("no Eddy kind {other}"),
+    }
+}
+
+/// Creates an Eddy object given as JSON in namespace `ns`.
+pub async fn create(
+    client: &Client,
+    ns: &str,
+    object: serde_json::Value,
+) -> Result<kube::api::DynamicObject, kube::Error> {
+    let object: kube::api::DynamicObject = serde_json::from_value(object).expect("a Kubernetes object");
+    let kind = object.types.as_ref().expect("apiVersion and kind").kind.clone();
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &eddy_api_resource(&kind));
+    api.create(&PostParams::default(), &object).await
+}
+
+/// Creates the object of `examples/api/<file>` in namespace `ns`.
+pub async fn create_example(client: &Client, ns: &str, file: &str) -> kube::api::DynamicObject {
+    let text = std::fs::read_to_string(repo_root().join("examples/api").join(file)).expect("the example exists");
+    let value: serde_json::Value = serde_saphyr::from_str(&text).expect("the example is YAML");
+    create(client, ns, value)
+        .await
+        .unwrap_or_else(|err| panic!("creating {file}: {err}"))
+}

@@ -2,30 +2,9 @@
 //! invalid objects with the apiserver's own readable messages.
 
 use eddy_shared::api::{apply, notify, progressive, source};
-use eddy_tests::{cluster, delete_namespace, install_crds, namespace, repo_root};
-use kube::api::{ApiResource, DynamicObject, PostParams};
-use kube::{Api, Resource};
-
-fn api_resource(kind: &str) -> ApiResource {
-    match kind {
-        "GitRepository" => ApiResource::erase::<source::GitRepository>(&()),
-        "OCIRepository" => ApiResource::erase::<source::OCIRepository>(&()),
-        "Kustomization" => ApiResource::erase::<apply::Kustomization>(&()),
-        "Provider" => ApiResource::erase::<notify::Provider>(&()),
-        "Alert" => ApiResource::erase::<notify::Alert>(&()),
-        "Receiver" => ApiResource::erase::<notify::Receiver>(&()),
-        "Canary" => ApiResource::erase::<progressive::Canary>(&()),
-        "MetricTemplate" => ApiResource::erase::<progressive::MetricTemplate>(&()),
-        other => panic!("no Eddy kind {other}"),
-    }
-}
-
-async fn create(client: &kube::Client, ns: &str, object: serde_json::Value) -> Result<DynamicObject, kube::Error> {
-    let object: DynamicObject = serde_json::from_value(object).expect("a Kubernetes object");
-    let kind = object.types.as_ref().expect("apiVersion and kind").kind.clone();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &api_resource(&kind));
-    api.create(&PostParams::default(), &object).await
-}
+use eddy_tests::{cluster, create, delete_namespace, install_crds, namespace, repo_root};
+use kube::Resource;
+use kube::api::DynamicObject;
 
 fn rejection(outcome: Result<DynamicObject, kube::Error>) -> String {
     match outcome {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eddy_shared::api::notify::Provider;
 use eddy_shared::conditions::{self, READY};
-use eddy_tests::{ControllerProcess, cluster, delete_namespace, eventually, install_crds, namespace};
+use eddy_tests::{ControllerProcess, cluster, create_example, delete_namespace, eventually, install_crds, namespace};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -66,9 +66,25 @@ async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
     install_crds(&client).await.unwrap();
     let ns = namespace(&client, "leaders").await;
 
+    // Something for each controller to reconcile, so that each records a reconcile duration.
+    for example in [
+        "gitrepository.yaml",
+        "kustomization.yaml",
+        "provider.yaml",
+        "metrictemplate.yaml",
+    ] {
+        create_example(&client, &ns, example).await;
+    }
     let mut processes = Vec::new();
     for name in CONTROLLERS {
-        let process = ControllerProcess::start(name, &[&format!("--leader-election-namespace={ns}")]).unwrap();
+        let process = ControllerProcess::start(
+            name,
+            &[
+                &format!("--leader-election-namespace={ns}"),
+                &format!("--watch-namespace={ns}"),
+            ],
+        )
+        .unwrap();
         processes.push(process);
     }
     for process in &processes {
@@ -85,11 +101,11 @@ async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
         .await;
         assert_eq!(status, 200, "{} is ready", process.name);
         wait_until_leading(&client, &ns, &process.name, process).await;
-        let (_, metrics) = process.get(process.metrics, "/metrics").await.unwrap();
-        assert!(
-            metrics.contains("# TYPE eddy_reconcile_duration_seconds histogram"),
-            "{metrics}"
-        );
+        eventually(Duration::from_secs(30), "a reconcile duration in /metrics", || async {
+            let (_, metrics) = process.get(process.metrics, "/metrics").await?;
+            metrics.contains("eddy_reconcile_duration_seconds_count{").then_some(())
+        })
+        .await;
     }
 
     for process in &mut processes {
