@@ -1,3 +1,5 @@
+//! The `eddy` binary: parses the command line and runs the command.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -1,3 +1,5 @@
+//! The progressive-controller binary: parses its flags and runs the controller until a shutdown signal.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
