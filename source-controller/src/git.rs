@@ -369,27 +369,24 @@ fn classify(url: &str, credentials: &Credentials, message: String) -> GitError {
     }
 }
 
-/// Basic auth and bearer tokens go over plain http only to loopback hosts.
+/// Basic auth and bearer tokens go over plain http only to loopback hosts. The host is the one
+/// gix will connect to, from gix's own URL parser (so `http://evil?@127.0.0.1/` is `evil`).
 fn refuse_insecure_credentials(url: &str, credentials: &Credentials) -> Result<(), GitError> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Ok(());
-    };
     if credentials.basic.is_none() && credentials.bearer.is_none() {
         return Ok(());
     }
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
-    } else {
-        Err(GitError::InsecureCredentials { url: redact_url(url) })
+    let refused = || GitError::InsecureCredentials { url: redact_url(url) };
+    let parsed = gix::url::parse(gix::bstr::BStr::new(url)).map_err(|_| refused())?;
+    if parsed.scheme != gix::url::Scheme::Http {
+        return Ok(());
     }
+    let host = parsed
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback { Ok(()) } else { Err(refused()) }
 }
 
 /// An error and its sources, `: `-separated: gix's top-level messages alone rarely say why.
@@ -469,6 +466,16 @@ mod tests {
         let err = refuse_insecure_credentials("http://git.example.test/r.git", &credentials).unwrap_err();
         assert!(err.to_string().contains("over plain http"), "{err}");
         assert!(refuse_insecure_credentials("http://git.example.test/r.git", &Credentials::default()).is_ok());
+        // The host is what the URL parser says it is, not whatever follows the last '@'.
+        for disguised in [
+            "http://git.example.test?@127.0.0.1/r.git",
+            "http://git.example.test#@127.0.0.1/r.git",
+        ] {
+            assert!(
+                refuse_insecure_credentials(disguised, &credentials).is_err(),
+                "{disguised}"
+            );
+        }
     }
 
     #[test]

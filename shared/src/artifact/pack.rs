@@ -5,7 +5,9 @@
 //! links that stay inside the tree are kept as links; links that are absolute or climb out are
 //! dropped and reported, never followed.
 
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::Compression;
@@ -15,6 +17,12 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 /// The ignore file read in every directory of a source.
 pub const SOURCEIGNORE: &str = ".sourceignore";
+
+/// The most of a `.sourceignore` file that is read.
+const MAX_IGNORE_FILE_BYTES: u64 = 1 << 20;
+
+/// How many links one path may pass through while resolving, as the kernel's limit.
+const MAX_LINK_HOPS: usize = 40;
 
 /// What is left out when an object sets no `spec.ignore`, as Flux leaves it out: VCS metadata,
 /// CI configuration, images and archives.
@@ -75,6 +83,14 @@ pub enum PackError {
         /// The parser's complaint.
         #[source]
         source: ignore::Error,
+    },
+    /// A line of a `.sourceignore` file is not a valid pattern.
+    #[error("{origin} line {line} is not a valid gitignore pattern")]
+    InvalidPattern {
+        /// The file.
+        origin: String,
+        /// The 1-based line number.
+        line: usize,
     },
     /// Reading the tree or writing the archive failed.
     #[error("packing {path}: {source}")]
@@ -169,15 +185,21 @@ impl<W: Write> Packer<'_, W> {
 
     fn push_sourceignore(&self, dir: &Path, rules: &mut Vec<Gitignore>) -> Result<bool, PackError> {
         let file = dir.join(SOURCEIGNORE);
-        if !file.is_file() {
+        // A .sourceignore that is a link is not read: it could point anywhere on the machine.
+        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
             return Ok(false);
         }
+        let mut text = String::new();
+        std::fs::File::open(&file)
+            .and_then(|f| f.take(MAX_IGNORE_FILE_BYTES).read_to_string(&mut text))
+            .map_err(|source| io_error(&file, source))?;
         let mut builder = GitignoreBuilder::new(dir);
-        if let Some(source) = builder.add(&file) {
-            return Err(PackError::IgnoreRule {
+        for (number, line) in text.lines().enumerate() {
+            // The error names the line by number only: a file's content never reaches status.
+            builder.add_line(None, line).map_err(|_| PackError::InvalidPattern {
                 origin: display(self.root, &file),
-                source,
-            });
+                line: number + 1,
+            })?;
         }
         let matcher = builder.build().map_err(|source| PackError::IgnoreRule {
             origin: display(self.root, &file),
@@ -216,8 +238,7 @@ impl<W: Write> Packer<'_, W> {
             );
             return Ok(());
         }
-        let parent = relative.parent().unwrap_or(Path::new(""));
-        if confined_join(parent, &target).is_none() {
+        if !resolves_inside(self.root, relative) {
             self.drop_entry(
                 relative,
                 &format!("symbolic link to {} points outside the repository", target.display()),
@@ -287,6 +308,61 @@ pub(crate) fn confined_join(base: &Path, target: &Path) -> Option<PathBuf> {
         }
     }
     Some(parts.iter().collect())
+}
+
+/// Whether `relative` (a path inside `root`) resolves inside `root` the way the kernel would
+/// resolve it: following every symbolic link on the way, including links to links and links
+/// through directories that are links. A part that does not exist is taken as it is written.
+/// False when resolution climbs above the root, meets an absolute link, or loops.
+pub(crate) fn resolves_inside(root: &Path, relative: &Path) -> bool {
+    enum Part {
+        Name(OsString),
+        Up,
+        Absolute,
+    }
+    fn parts(path: &Path) -> Vec<Part> {
+        path.components()
+            .filter_map(|component| match component {
+                Component::Normal(name) => Some(Part::Name(name.to_owned())),
+                Component::ParentDir => Some(Part::Up),
+                Component::CurDir => None,
+                Component::RootDir | Component::Prefix(_) => Some(Part::Absolute),
+            })
+            .collect()
+    }
+
+    let mut resolved = PathBuf::new();
+    let mut pending: VecDeque<Part> = parts(relative).into();
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        match part {
+            Part::Absolute => return false,
+            Part::Up => {
+                if !resolved.pop() {
+                    return false;
+                }
+            }
+            Part::Name(name) => {
+                let candidate = root.join(&resolved).join(&name);
+                if !std::fs::symlink_metadata(&candidate).is_ok_and(|m| m.file_type().is_symlink()) {
+                    resolved.push(name);
+                    continue;
+                }
+                hops += 1;
+                let Ok(target) = std::fs::read_link(&candidate) else {
+                    return false;
+                };
+                if hops > MAX_LINK_HOPS || target.is_absolute() {
+                    return false;
+                }
+                // The link's target takes its place, resolved from the link's directory.
+                for part in parts(&target).into_iter().rev() {
+                    pending.push_front(part);
+                }
+            }
+        }
+    }
+    true
 }
 
 fn display(root: &Path, path: &Path) -> String {
@@ -400,6 +476,41 @@ mod tests {
         let dropped: Vec<_> = packed.dropped.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(dropped, ["overlay/absolute", "overlay/climb"]);
         assert!(packed.dropped[1].reason.contains("points outside the repository"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_escaping_through_other_links_are_dropped() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        write(&tree, "app.yaml", "kind: Deployment\n");
+        symlink(".", tree.join("b")).unwrap();
+        symlink("b/b/b/../../../secret", tree.join("a")).unwrap();
+        let mut out = Vec::new();
+        let packed = pack(&tree, None, &mut out).unwrap();
+        let dropped: Vec<_> = packed.dropped.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(dropped, ["a"], "{:?}", packed.dropped);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sourceignore_link_is_not_followed_and_bad_lines_are_not_echoed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside-secret");
+        std::fs::write(&outside, "[token-abc\n").unwrap();
+        let tree = dir.path().join("tree");
+        write(&tree, "app.yaml", "kind: Deployment\n");
+        symlink(&outside, tree.join(".sourceignore")).unwrap();
+        let mut out = Vec::new();
+        pack(&tree, None, &mut out).unwrap();
+
+        std::fs::remove_file(tree.join(".sourceignore")).unwrap();
+        write(&tree, ".sourceignore", "ok.yaml\n[token-abc\n");
+        let err = pack(&tree, None, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains(".sourceignore line 2"), "{err}");
+        assert!(!err.contains("token-abc"), "{err}");
     }
 
     #[test]

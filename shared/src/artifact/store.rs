@@ -201,7 +201,9 @@ impl ArtifactStore {
             }
         }
         files.sort();
-        let excess = (files.len() + 1).saturating_sub(keep.max(1));
+        // `keep` counts the current artifact when it is there.
+        let current_present = current_file.as_ref().is_some_and(|name| dir.join(name).is_file());
+        let excess = files.len().saturating_sub(keep.max(1) - usize::from(current_present));
         for (_, name) in files.into_iter().take(excess) {
             std::fs::remove_file(dir.join(&name))?;
             removed.push(name);

@@ -6,7 +6,7 @@
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use super::pack::confined_join;
+use super::pack::{confined_join, resolves_inside};
 
 /// Caps on what one artifact may unpack to.
 #[derive(Clone, Copy, Debug)]
@@ -83,17 +83,25 @@ pub enum UnpackError {
 
 /// Unpacks the tar.gz in `archive` into `target` (which must exist) within `limits`.
 pub fn unpack(archive: impl Read, target: &Path, limits: Limits) -> Result<Unpacked, UnpackError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    // The whole decompressed stream is capped too: tar headers (GNU long names, PAX records) are
+    // read into memory before any entry is seen, so the file-content cap alone would not stop them.
+    let stream_cap = limits
+        .max_bytes
+        .saturating_add(limits.max_entries.saturating_mul(STREAM_BYTES_PER_ENTRY))
+        .saturating_add(STREAM_SLACK);
+    let capped = Capped {
+        inner: flate2::read::GzDecoder::new(archive),
+        remaining: stream_cap,
+    };
+    let mut archive = tar::Archive::new(capped);
+    let mut links = Vec::new();
     let mut unpacked = Unpacked::default();
     let entries = archive.entries().map_err(|source| UnpackError::Io {
         entry: String::new(),
         source,
     })?;
     for entry in entries {
-        let mut entry = entry.map_err(|source| UnpackError::Io {
-            entry: String::new(),
-            source,
-        })?;
+        let mut entry = entry.map_err(|source| stream_error(source, limits))?;
         unpacked.entries += 1;
         if unpacked.entries > limits.max_entries {
             return Err(UnpackError::TooManyEntries(limits.max_entries));
@@ -128,7 +136,8 @@ pub fn unpack(archive: impl Read, target: &Path, limits: Limits) -> Result<Unpac
                     }
                 })?;
                 let budget = limits.max_bytes - unpacked.bytes;
-                let copied = io::copy(&mut (&mut entry).take(budget + 1), &mut file).map_err(io_error)?;
+                let copied = io::copy(&mut (&mut entry).take(budget.saturating_add(1)), &mut file)
+                    .map_err(|source| stream_error(source, limits))?;
                 if copied > budget {
                     return Err(UnpackError::TooLarge(limits.max_bytes));
                 }
@@ -154,6 +163,7 @@ pub fn unpack(archive: impl Read, target: &Path, limits: Limits) -> Result<Unpac
                         io_error(source)
                     }
                 })?;
+                links.push((relative.clone(), raw_path.clone(), target_path));
             }
             other => {
                 return Err(UnpackError::UnsupportedType {
@@ -163,7 +173,59 @@ pub fn unpack(archive: impl Read, target: &Path, limits: Limits) -> Result<Unpac
             }
         }
     }
+    // Each link passed a textual check when it was created; now that the tree is complete, each
+    // must also resolve inside it through the links that other entries made.
+    for (relative, entry, target_path) in links {
+        if !resolves_inside(target, &relative) {
+            return Err(UnpackError::LinkEscapes {
+                entry,
+                target: target_path.display().to_string(),
+            });
+        }
+    }
     Ok(unpacked)
+}
+
+/// Room in the decompressed stream for each entry's headers, beyond its content.
+const STREAM_BYTES_PER_ENTRY: u64 = 4096;
+/// Room for the end-of-archive blocks and padding.
+const STREAM_SLACK: u64 = 1 << 20;
+
+/// A reader that fails, instead of ending, once more than `remaining` bytes were asked of it.
+struct Capped<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::FileTooLarge,
+                    "archive stream over its cap",
+                )),
+            };
+        }
+        let wanted = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..wanted])?;
+        self.remaining -= read as u64;
+        Ok(read)
+    }
+}
+
+/// A read error, which is the stream cap when the capped reader says so.
+fn stream_error(source: io::Error, limits: Limits) -> UnpackError {
+    if source.kind() == io::ErrorKind::FileTooLarge {
+        UnpackError::TooLarge(limits.max_bytes)
+    } else {
+        UnpackError::Io {
+            entry: String::new(),
+            source,
+        }
+    }
 }
 
 /// The entry path as a relative path of normal components, or `None` if it is absolute or has `..`.
@@ -306,6 +368,52 @@ mod tests {
             matches!(result, Err(UnpackError::ThroughLink(ref p)) if p == "dir/escape"),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn links_that_escape_through_other_links_are_refused() {
+        // Textually "a" stays inside (b/../.. cancels out), but "b" is the root itself, so every
+        // ".." really climbs: "a" resolves above the target.
+        let bytes = archive(&[
+            ("b", tar::EntryType::Symlink, b"", Some(".")),
+            ("a", tar::EntryType::Symlink, b"", Some("b/b/b/../../../etc/passwd")),
+        ]);
+        let (_outer, result) = try_unpack(&bytes);
+        assert!(
+            matches!(result, Err(UnpackError::LinkEscapes { ref entry, .. }) if entry == "a"),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn oversized_tar_headers_stop_at_the_stream_cap() {
+        // A GNU long-name header declaring 64 MiB: tar reads such headers into memory whole.
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(64 << 20);
+        header.set_cksum();
+        builder.append(&header, std::io::repeat(b'a').take(64 << 20)).unwrap();
+        let bytes = builder.into_inner().unwrap().finish().unwrap();
+        let outer = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_entries: 10,
+            max_bytes: 1 << 20,
+        };
+        let result = unpack(bytes.as_slice(), outer.path(), limits);
+        assert!(matches!(result, Err(UnpackError::TooLarge(_))), "{result:?}");
+    }
+
+    #[test]
+    fn an_unlimited_byte_cap_does_not_overflow() {
+        let bytes = archive(&[("a.yaml", tar::EntryType::Regular, b"a: 1\n", None)]);
+        let outer = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            max_entries: 10,
+            max_bytes: u64::MAX,
+        };
+        unpack(bytes.as_slice(), outer.path(), limits).unwrap();
+        assert_eq!(std::fs::read_to_string(outer.path().join("a.yaml")).unwrap(), "a: 1\n");
     }
 
     #[test]
