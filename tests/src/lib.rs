@@ -312,3 +312,12 @@ pub async fn create_example(client: &Client, ns: &str, file: &str) -> kube::api:
         .await
         .unwrap_or_else(|err| panic!("creating {file}: {err}"))
 }
+
+/// The start of most cluster tests: a client, Eddy's CRDs installed, and a fresh namespace
+/// named after `prefix`.
+pub async fn cluster_namespace(prefix: &str) -> (Client, String) {
+    let client = cluster().await;
+    install_crds(&client).await.expect("installing Eddy's CRDs");
+    let ns = namespace(&client, prefix).await;
+    (client, ns)
+}

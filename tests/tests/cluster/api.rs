@@ -2,7 +2,7 @@
 //! invalid objects with the apiserver's own readable messages.
 
 use eddy_shared::api::{apply, notify, progressive, source};
-use eddy_tests::{cluster, create, delete_namespace, install_crds, namespace, repo_root};
+use eddy_tests::{cluster, cluster_namespace, create, delete_namespace, install_crds, repo_root};
 use kube::Resource;
 use kube::api::DynamicObject;
 
@@ -38,9 +38,7 @@ async fn all_eight_crds_install_and_become_established() {
 
 #[tokio::test]
 async fn every_example_is_accepted_and_reads_back_as_its_rust_type() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "examples").await;
+    let (client, ns) = cluster_namespace("examples").await;
     let dir = repo_root().join("examples/api");
     let mut kinds = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -86,9 +84,7 @@ async fn every_example_is_accepted_and_reads_back_as_its_rust_type() {
 
 #[tokio::test]
 async fn schema_defaults_are_filled_in_by_the_apiserver() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "defaults").await;
+    let (client, ns) = cluster_namespace("defaults").await;
     let created = create(
         &client,
         &ns,
@@ -109,9 +105,7 @@ async fn schema_defaults_are_filled_in_by_the_apiserver() {
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_with_readable_messages() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "invalid").await;
+    let (client, ns) = cluster_namespace("invalid").await;
 
     let bad_duration = rejection(
         create(

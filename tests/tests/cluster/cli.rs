@@ -4,8 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use eddy_tests::{
-    ControllerProcess, cluster, delete_namespace, eventually, install_crds, kubeconfig_path, namespace,
-    workspace_binary,
+    ControllerProcess, cluster_namespace, delete_namespace, eventually, kubeconfig_path, workspace_binary,
 };
 
 fn eddy(args: &[&str]) -> (bool, String) {
@@ -24,9 +23,7 @@ fn eddy(args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn check_passes_with_crds_and_leaders_and_names_what_is_missing() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "check").await;
+    let (client, ns) = cluster_namespace("check").await;
     let lease_ns = format!("--leader-election-namespace={ns}");
     let mut controllers: Vec<ControllerProcess> = [
         "source-controller",

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use eddy_shared::api::notify::Provider;
 use eddy_shared::conditions::{self, READY};
-use eddy_tests::{ControllerProcess, cluster, create_example, delete_namespace, eventually, install_crds, namespace};
+use eddy_tests::{
+    ControllerProcess, cluster, cluster_namespace, create_example, delete_namespace, eventually, install_crds,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -62,9 +64,7 @@ async fn ready_condition(
 
 #[tokio::test]
 async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "leaders").await;
+    let (client, ns) = cluster_namespace("leaders").await;
 
     // Something for each controller to reconcile, so that each records a reconcile duration.
     for example in [
@@ -129,9 +129,7 @@ async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test]
 async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "standby").await;
+    let (client, ns) = cluster_namespace("standby").await;
     let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let lease_flag = format!("--leader-election-namespace={ns}");
     let scope = format!("--watch-namespace={ns}");
@@ -177,9 +175,7 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
 
 #[tokio::test]
 async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "placeholder").await;
+    let (client, ns) = cluster_namespace("placeholder").await;
     let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let process = ControllerProcess::start(
         "notify-controller",
@@ -234,9 +230,7 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
 
 #[tokio::test]
 async fn watch_label_selector_shards_objects_between_controllers() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "shards").await;
+    let (client, ns) = cluster_namespace("shards").await;
     let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
     let _shard = ControllerProcess::start(
         "notify-controller",

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use eddy_shared::api::source::GitRepository;
 use eddy_shared::events::{EventRecorder, ForwardedEvent, QUEUE_CAPACITY, Report};
-use eddy_tests::{cluster, delete_namespace, eventually, install_crds, namespace};
+use eddy_tests::{cluster_namespace, delete_namespace, eventually};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, Config};
@@ -37,9 +37,7 @@ async fn event_receiver() -> (reqwest::Url, Received, tokio::task::JoinHandle<()
 
 #[tokio::test]
 async fn one_call_records_the_kubernetes_event_and_forwards_it() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "events").await;
+    let (client, ns) = cluster_namespace("events").await;
     let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
     let repo: GitRepository = serde_json::from_value(serde_json::json!({
         "apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository",

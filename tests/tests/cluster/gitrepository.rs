@@ -10,9 +10,7 @@ use eddy_shared::artifact::{self, Limits};
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
 use eddy_tests::git::{GitHttpServer, GitRepo, SshServer};
-use eddy_tests::{
-    ControllerProcess, cluster, delete_namespace, eventually, free_port, install_crds, namespace, set_suspend,
-};
+use eddy_tests::{ControllerProcess, cluster_namespace, delete_namespace, eventually, free_port, set_suspend};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -112,9 +110,7 @@ pub(crate) async fn download(artifact: &Artifact) -> tempfile::TempDir {
 
 #[tokio::test]
 async fn new_commits_become_new_artifacts_with_ignore_rules_and_links_honoured() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "gitrepo").await;
+    let (client, ns) = cluster_namespace("gitrepo").await;
     let server = GitHttpServer::start(Some(("git", "hunter2"))).await.unwrap();
     let repo = server.create_repo("app").unwrap();
     repo.commit(
@@ -233,9 +229,7 @@ async fn new_commits_become_new_artifacts_with_ignore_rules_and_links_honoured()
 
 #[tokio::test]
 async fn an_unchanged_remote_is_not_fetched_again() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "unchanged").await;
+    let (client, ns) = cluster_namespace("unchanged").await;
     let server = GitHttpServer::start(None).await.unwrap();
     let head = server
         .create_repo("app")
@@ -306,9 +300,7 @@ async fn break_credentials(
 
 #[tokio::test]
 async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "suspend").await;
+    let (client, ns) = cluster_namespace("suspend").await;
     let server = GitHttpServer::start(None).await.unwrap();
     let repo = server.create_repo("app").unwrap();
     let first = repo.commit(&[("a.yaml", "a: 1\n")], "first").unwrap();
@@ -340,9 +332,7 @@ async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
 
 #[tokio::test]
 async fn a_wrong_password_fails_clearly_and_keeps_serving_the_last_artifact() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "badpass").await;
+    let (client, ns) = cluster_namespace("badpass").await;
     let server = GitHttpServer::start(Some(("git", "hunter2"))).await.unwrap();
     let head = server
         .create_repo("app")
@@ -374,9 +364,7 @@ async fn a_wrong_password_fails_clearly_and_keeps_serving_the_last_artifact() {
 
 #[tokio::test]
 async fn a_wrong_host_key_fails_clearly_and_keeps_serving_the_last_artifact() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "hostkey").await;
+    let (client, ns) = cluster_namespace("hostkey").await;
     let server = SshServer::start().await.unwrap();
     let repo: GitRepo = server.create_repo("app").unwrap();
     let head = repo.commit(&[("a.yaml", "a: 1\n")], "first").unwrap();
@@ -408,9 +396,7 @@ async fn a_wrong_host_key_fails_clearly_and_keeps_serving_the_last_artifact() {
 
 #[tokio::test]
 async fn a_remote_that_never_answers_times_out_after_spec_timeout() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "timeout").await;
+    let (client, ns) = cluster_namespace("timeout").await;
     // Accepts connections (the kernel does) and never answers a request.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/app.git", silent.local_addr().unwrap());

@@ -9,7 +9,7 @@ use eddy_shared::api::source::OCIRepository;
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
 use eddy_tests::registry::Registry;
-use eddy_tests::{cluster, delete_namespace, eventually, install_crds, namespace, set_suspend, workspace_binary};
+use eddy_tests::{cluster_namespace, delete_namespace, eventually, set_suspend, workspace_binary};
 use kube::Api;
 use kube::api::PostParams;
 
@@ -93,9 +93,7 @@ async fn ready_revision(repos: &Api<OCIRepository>, name: &str, revision: &str, 
 
 #[tokio::test]
 async fn pushed_artifacts_are_pulled_by_tag_semver_range_and_digest() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "oci").await;
+    let (client, ns) = cluster_namespace("oci").await;
     let registry = Registry::start().await.unwrap();
     let first = push(&registry, "1.0.0", &[("deploy/app.yaml", "version: 1.0.0\n")]);
     let second = push(&registry, "1.1.0", &[("deploy/app.yaml", "version: 1.1.0\n")]);
@@ -156,9 +154,7 @@ async fn pushed_artifacts_are_pulled_by_tag_semver_range_and_digest() {
 
 #[tokio::test]
 async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "ocibad").await;
+    let (client, ns) = cluster_namespace("ocibad").await;
     let registry = Registry::start().await.unwrap();
     let good = push(&registry, "current", &[("app.yaml", "good: true\n")]);
     let controller = start_source_controller(&ns);
@@ -221,9 +217,7 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
 
 #[tokio::test]
 async fn registry_credentials_come_from_a_docker_config_secret_and_copy_keeps_the_layer_as_is() {
-    let client = cluster().await;
-    install_crds(&client).await.unwrap();
-    let ns = namespace(&client, "ociauth").await;
+    let (client, ns) = cluster_namespace("ociauth").await;
     let registry = Registry::start_with(Some(("robot", "s3cr3t-pw"))).await.unwrap();
     let digest = push_as(&registry, "1.0.0", &[("app.yaml", "a: 1\n")], Some("robot:s3cr3t-pw"));
 
