@@ -5,6 +5,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -72,13 +73,17 @@ where
     tracing::info!(kind = %kind, namespace = ?ctx.args.watch_namespace, selector = ?ctx.args.watch_label_selector, "watching");
 
     let reconcile = Arc::new(reconcile);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let instrumented = {
         let kind = kind.clone();
+        let in_flight = in_flight.clone();
         move |obj: Arc<K>, ctx: Arc<Context>| {
             let reconcile = reconcile.clone();
             let kind = kind.clone();
+            let in_flight = in_flight.clone();
             let span = tracing::info_span!("reconcile", kind = %kind, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any());
             async move {
+                let _running = InFlight::enter(&in_flight);
                 let started = Instant::now();
                 let outcome = reconcile(obj, ctx.clone()).await;
                 let (result, reason) = match &outcome {
@@ -92,7 +97,7 @@ where
         }
     };
 
-    Controller::new(api, watch)
+    let controller = Controller::new(api, watch)
         .with_config(controller::Config::default().concurrency(ctx.args.concurrent))
         .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
         .run(instrumented, retry_policy::<K, E>, ctx.clone())
@@ -100,10 +105,38 @@ where
             if let Err(err) = outcome {
                 tracing::debug!(error = %err, "reconcile loop");
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown can wait on a watch that is still listing (a signal right
+    // after start-up); once shutdown is asked for and no reconcile is running, nothing is lost
+    // by not waiting for it.
+    let idle_after_shutdown = async {
+        ctx.shutdown.cancelled().await;
+        while in_flight.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = controller => {}
+        _ = idle_after_shutdown => {}
+    }
     tracing::info!(kind = %kind, "stopped watching");
     Ok(())
+}
+
+/// Counts a running reconcile for as long as it lives, including when its future is dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn retry_policy<K, E>(obj: Arc<K>, err: &E, _: Arc<Context>) -> Action
