@@ -1,0 +1,1 @@
+//! `patches`, `patchesStrategicMerge` and `patchesJson6902`.

@@ -1,0 +1,1 @@
+//! Builtin generator and transformer config kinds listed under `generators` / `transformers`.
