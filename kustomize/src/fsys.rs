@@ -16,15 +16,15 @@ use crate::Limits;
 use crate::error::{Error, Result, bail};
 
 /// What every loader of one build shares.
-#[derive(Debug)]
 struct Budget {
     limits: Limits,
+    remote: Option<std::sync::Arc<dyn crate::RemoteLoader>>,
     deadline: Instant,
     bytes_read: Cell<usize>,
 }
 
 /// Reads files for one kustomization directory.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Loader {
     root: PathBuf,
     dir: PathBuf,
@@ -36,6 +36,16 @@ pub struct Loader {
 impl Loader {
     /// A loader for `dir`, confined to `root`. Both must exist.
     pub fn new(root: &Path, dir: &Path, limits: &Limits) -> Result<Self> {
+        Self::with_remote(root, dir, limits, None)
+    }
+
+    /// [`Loader::new`], with a loader for remote bases.
+    pub fn with_remote(
+        root: &Path,
+        dir: &Path,
+        limits: &Limits,
+        remote: Option<std::sync::Arc<dyn crate::RemoteLoader>>,
+    ) -> Result<Self> {
         let root = canonical(root).map_err(|e| Error::new(format!("root {}: {e}", root.display())))?;
         let dir = canonical(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
         if !dir.starts_with(&root) {
@@ -46,6 +56,7 @@ impl Loader {
         }
         let budget = Budget {
             limits: limits.clone(),
+            remote,
             deadline: Instant::now() + limits.timeout,
             bytes_read: Cell::new(0),
         };
@@ -180,8 +191,13 @@ impl Loader {
         })
     }
 
-    /// A loader for a remote base fetched into `dir`, confined to `root`, sharing this build's budget.
-    pub fn remote_child(&self, root: &Path, dir: &Path) -> Result<Loader> {
+    /// A loader for a remote base, fetched by the build's [`crate::RemoteLoader`]; an error
+    /// when the build has none.
+    pub fn remote_child(&self, url: &str) -> Result<Loader> {
+        let Some(remote) = &self.budget.remote else {
+            bail!("remote bases are not allowed ('{url}'); vendor it into the repository or enable remote bases");
+        };
+        let (root, dir) = remote.fetch(url).map_err(|e| Error::new(format!("fetching remote base '{url}': {e}")))?;
         let root = canonical(root).map_err(|e| Error::new(format!("{}: {e}", root.display())))?;
         let dir = canonical(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
         if !dir.starts_with(&root) {
@@ -234,4 +250,10 @@ pub fn clean(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader").field("root", &self.root).field("dir", &self.dir).finish()
+    }
 }
