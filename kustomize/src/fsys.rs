@@ -46,8 +46,8 @@ impl Loader {
         limits: &Limits,
         remote: Option<std::sync::Arc<dyn crate::RemoteLoader>>,
     ) -> Result<Self> {
-        let root = canonical(root).map_err(|e| Error::new(format!("root {}: {e}", root.display())))?;
-        let dir = canonical(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+        let root = canonical(&root).map_err(|e| Error::new(format!("root {}: {e}", root.display())))?;
+        let dir = canonical(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
         if !dir.starts_with(&root) {
             bail!("{} is outside the root {}", dir.display(), root.display());
         }
@@ -197,9 +197,11 @@ impl Loader {
         let Some(remote) = &self.budget.remote else {
             bail!("remote bases are not allowed ('{url}'); vendor it into the repository or enable remote bases");
         };
-        let (root, dir) = remote.fetch(url).map_err(|e| Error::new(format!("fetching remote base '{url}': {e}")))?;
-        let root = canonical(root).map_err(|e| Error::new(format!("{}: {e}", root.display())))?;
-        let dir = canonical(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+        let (root, dir) = remote
+            .fetch(url)
+            .map_err(|e| Error::new(format!("fetching remote base '{url}': {e}")))?;
+        let root = canonical(&root).map_err(|e| Error::new(format!("{}: {e}", root.display())))?;
+        let dir = canonical(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
         if !dir.starts_with(&root) {
             bail!("remote base directory is outside its checkout");
         }
@@ -254,6 +256,9 @@ pub fn clean(path: &Path) -> PathBuf {
 
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loader").field("root", &self.root).field("dir", &self.dir).finish()
+        f.debug_struct("Loader")
+            .field("root", &self.root)
+            .field("dir", &self.dir)
+            .finish()
     }
 }

@@ -36,8 +36,12 @@ pub fn patch(rm: &mut ResMap, p: &Patch, ldr: &Loader) -> Result<()> {
             }
             None => {
                 for patch in &patches {
-                    let id = unique_target(rm, &patch.id())
-                        .map_err(|e| Error::new(format!("no resource matches strategic merge patch {source}: {}", e.message)))?;
+                    let id = unique_target(rm, &patch.id()).map_err(|e| {
+                        Error::new(format!(
+                            "no resource matches strategic merge patch {source}: {}",
+                            e.message
+                        ))
+                    })?;
                     apply_smp_to(rm, &id, patch, allow_name_change, allow_kind_change, false)?;
                 }
                 Ok(())
@@ -59,7 +63,11 @@ pub fn patches_strategic_merge(rm: &mut ResMap, entries: &[String], ldr: &Loader
     for (i, entry) in entries.iter().enumerate() {
         let field = format!("patchesStrategicMerge[{i}]");
         let inline = entry.contains('\n') || entry.trim_start().starts_with('{');
-        let text = if inline { entry.clone() } else { ldr.read(entry.trim()).in_field(&field)?.1 };
+        let text = if inline {
+            entry.clone()
+        } else {
+            ldr.read(entry.trim()).in_field(&field)?.1
+        };
         let docs = resources_from_text(&text, ldr).in_field(&field)?;
         if docs.is_empty() {
             return Err(Error::new("patch appears to be empty")).in_field(&field);
@@ -111,7 +119,11 @@ fn parse(text: &str, ldr: &Loader) -> Result<Parsed> {
         (Ok(docs), Err(_)) => Ok(Parsed::Strategic(docs)),
         (Err(_), Ok(ops)) => Ok(Parsed::Json(ops)),
         (Err(sm), Err(js)) => {
-            bail!("not a valid strategic-merge patch ({}) nor JSON 6902 patch ({})", sm.message, js.message)
+            bail!(
+                "not a valid strategic-merge patch ({}) nor JSON 6902 patch ({})",
+                sm.message,
+                js.message
+            )
         }
     }
 }
@@ -155,8 +167,11 @@ fn kind_of(v: &Value) -> &'static str {
 
 /// The one resource any of whose ids equals `id`.
 fn unique_target(rm: &ResMap, id: &ResId) -> Result<ResId> {
-    let matches: Vec<ResId> =
-        rm.iter().filter(|r| r.all_ids().any(|other| other.same_object(id))).map(Resource::id).collect();
+    let matches: Vec<ResId> = rm
+        .iter()
+        .filter(|r| r.all_ids().any(|other| other.same_object(id)))
+        .map(Resource::id)
+        .collect();
     match matches.len() {
         1 => Ok(matches.into_iter().next().expect("one")),
         0 => bail!("no resource matches {id}"),
@@ -222,7 +237,8 @@ fn apply_smp_to(
         patch_obj.insert("kind".into(), Value::String(kind));
     }
     let (name, namespace, kind) = (res.name().to_owned(), res.namespace().to_owned(), res.kind().to_owned());
-    let merged = smp::apply(&res.obj, &patch_obj, &gvk).map_err(|e| Error::new(format!("patching {id}: {}", e.message)))?;
+    let merged =
+        smp::apply(&res.obj, &patch_obj, &gvk).map_err(|e| Error::new(format!("patching {id}: {}", e.message)))?;
     let Some(merged) = merged else {
         rm.resources_mut().remove(pos);
         return Ok(());
@@ -348,5 +364,8 @@ fn split_terms(text: &str) -> Vec<&str> {
 fn split_set(part: &str, op: &str) -> Option<(String, Vec<String>)> {
     let (key, rest) = part.split_once(op)?;
     let rest = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some((key.trim().to_owned(), rest.split(',').map(|v| v.trim().to_owned()).collect()))
+    Some((
+        key.trim().to_owned(),
+        rest.split(',').map(|v| v.trim().to_owned()).collect(),
+    ))
 }

@@ -145,7 +145,12 @@ pub fn transform(config: &Resource, rm: &mut ResMap, ldr: &Loader) -> Result<()>
         }
         "PatchJson6902Transformer" => {
             let c = body::<Json6902Config>(config)?;
-            let p = Patch { path: c.path, patch: c.json_op, target: c.target, options: Default::default() };
+            let p = Patch {
+                path: c.path,
+                patch: c.json_op,
+                target: c.target,
+                options: Default::default(),
+            };
             patches::patch_json6902(rm, &p, ldr)
         }
         "SortOrderTransformer" => {

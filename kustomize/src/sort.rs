@@ -49,7 +49,10 @@ pub fn sort(rm: &mut ResMap, options: Option<&SortOptions>) -> Result<()> {
         }
         "legacy" => {
             let (first, last): (Vec<&str>, Vec<&str>) = match legacy {
-                Some(l) => (l.order_first.iter().map(String::as_str).collect(), l.order_last.iter().map(String::as_str).collect()),
+                Some(l) => (
+                    l.order_first.iter().map(String::as_str).collect(),
+                    l.order_last.iter().map(String::as_str).collect(),
+                ),
                 None => (ORDER_FIRST.to_vec(), ORDER_LAST.to_vec()),
             };
             legacy_sort(rm, &first, &last);
@@ -68,20 +71,27 @@ fn legacy_sort(rm: &mut ResMap, first: &[&str], last: &[&str]) {
     for (i, kind) in last.iter().enumerate() {
         rank.insert(kind, i as i64 + 1);
     }
-    let mut keyed: Vec<_> = std::mem::take(rm.resources_mut()).into_iter().map(|r| (r.id(), r)).collect();
+    let mut keyed: Vec<_> = std::mem::take(rm.resources_mut())
+        .into_iter()
+        .map(|r| (r.id(), r))
+        .collect();
     keyed.sort_by(|(a, _), (b, _)| compare(a, b, &rank));
     *rm.resources_mut() = keyed.into_iter().map(|(_, r)| r).collect();
 }
 
 fn compare(a: &ResId, b: &ResId, rank: &HashMap<&str, i64>) -> Ordering {
     if a.gvk != b.gvk {
-        let (ra, rb) = (rank.get(a.gvk.kind.as_str()).unwrap_or(&0), rank.get(b.gvk.kind.as_str()).unwrap_or(&0));
+        let (ra, rb) = (
+            rank.get(a.gvk.kind.as_str()).unwrap_or(&0),
+            rank.get(b.gvk.kind.as_str()).unwrap_or(&0),
+        );
         if ra != rb {
             return ra.cmp(rb);
         }
         let (sa, sb) = (gvk_key(&a.gvk), gvk_key(&b.gvk));
         // kustomize puts a core-group Namespace after Namespaces of other groups.
-        if a.gvk.kind == "Namespace" && b.gvk.kind == "Namespace" && (a.gvk.group.is_empty() || b.gvk.group.is_empty()) {
+        if a.gvk.kind == "Namespace" && b.gvk.kind == "Namespace" && (a.gvk.group.is_empty() || b.gvk.group.is_empty())
+        {
             return sb.cmp(&sa);
         }
         return sa.cmp(&sb);
@@ -94,7 +104,12 @@ fn or<'a>(s: &'a str, missing: &'a str) -> &'a str {
 }
 
 fn gvk_key(gvk: &Gvk) -> String {
-    format!("{}_{}_{}", or(&gvk.group, "~G"), or(&gvk.version, "~V"), or(&gvk.kind, "~K"))
+    format!(
+        "{}_{}_{}",
+        or(&gvk.group, "~G"),
+        or(&gvk.version, "~V"),
+        or(&gvk.kind, "~K")
+    )
 }
 
 fn id_key(id: &ResId) -> String {

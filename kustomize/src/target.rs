@@ -12,7 +12,7 @@ use crate::fsys::{self, Loader};
 use crate::kustfile::{FILE_NAMES, Kustomization, Label};
 use crate::resource::{ResMap, Resource};
 use crate::transformers::{
-    AnnotationsTransformer, ImageTagTransformer, LabelTransformer, NamespaceTransformer, NamespaceMeta,
+    AnnotationsTransformer, ImageTagTransformer, LabelTransformer, NamespaceMeta, NamespaceTransformer,
     PrefixSuffixTransformer, ReplicaCountTransformer,
 };
 use crate::vars::VarSet;
@@ -55,26 +55,45 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
     let ldr = Loader::with_remote(root, dir, &options.limits, options.remote.clone())?;
     let kust = load_kustomization(&ldr)?;
     let file = kustomization_display(&ldr);
-    let meta = BuildMetadata { origin: kust.build_metadata.iter().any(|m| m == "originAnnotations") };
+    let meta = BuildMetadata {
+        origin: kust.build_metadata.iter().any(|m| m == "originAnnotations"),
+    };
     for option in &kust.build_metadata {
         if !["originAnnotations", "transformerAnnotations", "managedByLabel"].contains(&option.as_str()) {
             return Err(Error::new(format!("unknown buildMetadata option '{option}'"))).in_file(file);
         }
     }
     if kust.kind == "Component" {
-        return Err(Error::new("a Component can only be used from another kustomization's components")).in_file(file);
+        return Err(Error::new(
+            "a Component can only be used from another kustomization's components",
+        ))
+        .in_file(file);
     }
     let mut acc = accumulate(&ldr, &kust, Accumulator::default(), meta, "")?;
     let config = acc.config.take().unwrap_or_else(TransformerConfig::builtin);
     generators::add_hash_suffixes(&mut acc.rm).in_file(&file)?;
     nameref::fix_back_references(&mut acc.rm, &config).in_file(&file)?;
     acc.vars.resolve(&mut acc.rm, &config).in_file(&file).in_field("vars")?;
-    acc.rm.resources_mut().retain(|r| r.annotations().get(LOCAL_CONFIG_ANNOTATION).is_none_or(|v| v == "false"));
-    sort::sort(&mut acc.rm, kust.sort_options.as_ref()).in_file(&file).in_field("sortOptions")?;
+    acc.rm.resources_mut().retain(|r| {
+        r.annotations()
+            .get(LOCAL_CONFIG_ANNOTATION)
+            .is_none_or(|v| v == "false")
+    });
+    sort::sort(&mut acc.rm, kust.sort_options.as_ref())
+        .in_file(&file)
+        .in_field("sortOptions")?;
     if kust.build_metadata.iter().any(|m| m == "managedByLabel") {
         let managed = LabelTransformer {
-            labels: [(MANAGED_BY_LABEL.to_owned(), format!("eddy-v{}", env!("CARGO_PKG_VERSION")))].into(),
-            field_specs: vec![crate::fieldspec::FieldSpec { path: "metadata/labels".into(), create: true, ..Default::default() }],
+            labels: [(
+                MANAGED_BY_LABEL.to_owned(),
+                format!("eddy-v{}", env!("CARGO_PKG_VERSION")),
+            )]
+            .into(),
+            field_specs: vec![crate::fieldspec::FieldSpec {
+                path: "metadata/labels".into(),
+                create: true,
+                ..Default::default()
+            }],
         };
         managed.transform(&mut acc.rm)?;
     }
@@ -97,14 +116,21 @@ fn kustomization_display(ldr: &Loader) -> String {
 
 /// Reads the one kustomization file in the loader's directory.
 fn load_kustomization(ldr: &Loader) -> Result<Kustomization> {
-    let found: Vec<&str> = FILE_NAMES.iter().copied().filter(|name| ldr.dir().join(name).is_file()).collect();
+    let found: Vec<&str> = FILE_NAMES
+        .iter()
+        .copied()
+        .filter(|name| ldr.dir().join(name).is_file())
+        .collect();
     let name = match found.as_slice() {
         [] => bail!(
             "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory '{}'",
             ldr.display_dir()
         ),
         [one] => *one,
-        _ => bail!("found multiple kustomization files in directory '{}'", ldr.display_dir()),
+        _ => bail!(
+            "found multiple kustomization files in directory '{}'",
+            ldr.display_dir()
+        ),
     };
     let (display, text) = ldr.read(name)?;
     Kustomization::parse(&text, ldr.limits()).in_file(display)
@@ -112,17 +138,29 @@ fn load_kustomization(ldr: &Loader) -> Result<Kustomization> {
 
 /// kustomize's accumulateTarget: resources, configurations, generators, components,
 /// transformers, vars. `acc` already holds what a parent gathered when this is a component.
-fn accumulate(ldr: &Loader, kust: &Kustomization, mut acc: Accumulator, meta: BuildMetadata, origin: &str) -> Result<Accumulator> {
+fn accumulate(
+    ldr: &Loader,
+    kust: &Kustomization,
+    mut acc: Accumulator,
+    meta: BuildMetadata,
+    origin: &str,
+) -> Result<Accumulator> {
     ldr.check_deadline()?;
     let file = kustomization_display(ldr);
     for (i, entry) in kust.resources.iter().enumerate() {
-        accumulate_resource(ldr, entry, &mut acc, meta, origin).in_file(&file).in_field(format!("resources[{i}] '{entry}'"))?;
+        accumulate_resource(ldr, entry, &mut acc, meta, origin)
+            .in_file(&file)
+            .in_field(format!("resources[{i}] '{entry}'"))?;
     }
     if !kust.crds.is_empty() {
-        return Err(Error::new("the 'crds' field is not supported; use 'configurations' for custom resource field specs"))
-            .in_file(&file);
+        return Err(Error::new(
+            "the 'crds' field is not supported; use 'configurations' for custom resource field specs",
+        ))
+        .in_file(&file);
     }
-    let config = TransformerConfig::load(&kust.configurations, ldr).in_file(&file).in_field("configurations")?;
+    let config = TransformerConfig::load(&kust.configurations, ldr)
+        .in_file(&file)
+        .in_field("configurations")?;
     acc.config().merge(config).in_file(&file).in_field("configurations")?;
 
     run_generators(ldr, kust, &mut acc).in_file(&file)?;
@@ -132,18 +170,26 @@ fn accumulate(ldr: &Loader, kust: &Kustomization, mut acc: Accumulator, meta: Bu
         let child = ldr.child(entry).in_file(&file).in_field(&field)?;
         let sub = load_kustomization(&child).in_field(&field)?;
         if sub.kind != "Component" {
-            return Err(Error::new(format!("expected kind 'Component' for '{entry}' but got '{}'", sub.kind)))
-                .in_file(&file)
-                .in_field(&field);
+            return Err(Error::new(format!(
+                "expected kind 'Component' for '{entry}' but got '{}'",
+                sub.kind
+            )))
+            .in_file(&file)
+            .in_field(&field);
         }
         acc = accumulate(&child, &sub, acc, meta, &join_origin(origin, entry))?;
     }
 
     run_transformers(ldr, kust, &mut acc).in_file(&file)?;
     if !kust.validators.is_empty() {
-        return Err(Error::new("validators are plugins, which Eddy does not run")).in_file(&file).in_field("validators");
+        return Err(Error::new("validators are plugins, which Eddy does not run"))
+            .in_file(&file)
+            .in_field("validators");
     }
-    acc.vars.merge(&kust.vars, &mut acc.rm).in_file(&file).in_field("vars")?;
+    acc.vars
+        .merge(&kust.vars, &mut acc.rm)
+        .in_file(&file)
+        .in_field("vars")?;
     Ok(acc)
 }
 
@@ -156,10 +202,20 @@ fn join_origin(origin: &str, entry: &str) -> String {
 }
 
 /// One `resources` entry: a file of manifests, a directory with a kustomization, or a remote base.
-fn accumulate_resource(ldr: &Loader, entry: &str, acc: &mut Accumulator, meta: BuildMetadata, origin: &str) -> Result<()> {
+fn accumulate_resource(
+    ldr: &Loader,
+    entry: &str,
+    acc: &mut Accumulator,
+    meta: BuildMetadata,
+    origin: &str,
+) -> Result<()> {
     let remote = fsys::is_remote(entry);
     if remote || ldr.is_dir(entry) {
-        let child = if remote { ldr.remote_child(entry)? } else { ldr.child(entry)? };
+        let child = if remote {
+            ldr.remote_child(entry)?
+        } else {
+            ldr.child(entry)?
+        };
         let sub = load_kustomization(&child)?;
         if sub.kind == "Component" {
             bail!("'{entry}' is a Component; list it under 'components'");
@@ -171,7 +227,10 @@ fn accumulate_resource(ldr: &Loader, entry: &str, acc: &mut Accumulator, meta: B
     let resources = resources_from_text(&text, ldr).in_file(&display)?;
     for mut r in resources {
         if meta.origin {
-            r.set_annotation(ORIGIN_ANNOTATION, Some(&format!("path: {}\n", join_origin(origin, entry))));
+            r.set_annotation(
+                ORIGIN_ANNOTATION,
+                Some(&format!("path: {}\n", join_origin(origin, entry))),
+            );
         }
         r.origin = Some(display.clone());
         acc.rm.append(r).in_file(&display)?;
@@ -216,7 +275,11 @@ fn short(v: &Value) -> String {
 fn null_in_list(v: &Value, path: String) -> Option<String> {
     match v {
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            if item.is_null() { Some(format!("{path}[{i}]")) } else { null_in_list(item, format!("{path}[{i}]")) }
+            if item.is_null() {
+                Some(format!("{path}[{i}]"))
+            } else {
+                null_in_list(item, format!("{path}[{i}]"))
+            }
         }),
         Value::Object(map) => map.iter().find_map(|(k, v)| null_in_list(v, format!("{path}.{k}"))),
         _ => None,
@@ -256,7 +319,9 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
     }
     if !kust.namespace.is_empty() {
         let t = NamespaceTransformer {
-            metadata: NamespaceMeta { namespace: kust.namespace.clone() },
+            metadata: NamespaceMeta {
+                namespace: kust.namespace.clone(),
+            },
             field_specs: config.namespace.clone(),
             ..Default::default()
         };
@@ -279,10 +344,15 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
         t.transform(rm).in_field("nameSuffix")?;
     }
     for (i, label) in kust.labels.iter().enumerate() {
-        label_transformer(label, &config).transform(rm).in_field(format!("labels[{i}]"))?;
+        label_transformer(label, &config)
+            .transform(rm)
+            .in_field(format!("labels[{i}]"))?;
     }
     if !kust.common_labels.is_empty() {
-        let t = LabelTransformer { labels: kust.common_labels.clone(), field_specs: config.common_labels.clone() };
+        let t = LabelTransformer {
+            labels: kust.common_labels.clone(),
+            field_specs: config.common_labels.clone(),
+        };
         t.transform(rm).in_field("commonLabels")?;
     }
     if !kust.common_annotations.is_empty() {
@@ -296,15 +366,23 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
         patches::patch_json6902(rm, p, ldr).in_field(format!("patchesJson6902[{i}]"))?;
     }
     for (i, replica) in kust.replicas.iter().enumerate() {
-        let t = ReplicaCountTransformer { replica: replica.clone(), field_specs: config.replicas.clone() };
+        let t = ReplicaCountTransformer {
+            replica: replica.clone(),
+            field_specs: config.replicas.clone(),
+        };
         t.transform(rm).in_field(format!("replicas[{i}]"))?;
     }
     for (i, image) in kust.images.iter().enumerate() {
-        let t = ImageTagTransformer { image_tag: image.clone(), field_specs: config.images.clone() };
+        let t = ImageTagTransformer {
+            image_tag: image.clone(),
+            field_specs: config.images.clone(),
+        };
         t.transform(rm).in_field(format!("images[{i}]"))?;
     }
     if !kust.replacements.is_empty() {
-        let t = replacements::ReplacementTransformer { replacements: kust.replacements.clone() };
+        let t = replacements::ReplacementTransformer {
+            replacements: kust.replacements.clone(),
+        };
         t.transform(rm, ldr).in_field("replacements")?;
     }
     for (i, entry) in kust.transformers.iter().enumerate() {
@@ -333,9 +411,16 @@ fn label_transformer(label: &Label, config: &TransformerConfig) -> LabelTransfor
         if label.include_templates {
             add(&config.template_labels);
         }
-        add(&[crate::fieldspec::FieldSpec { path: "metadata/labels".into(), create: true, ..Default::default() }]);
+        add(&[crate::fieldspec::FieldSpec {
+            path: "metadata/labels".into(),
+            create: true,
+            ..Default::default()
+        }]);
     }
-    LabelTransformer { labels: label.pairs.clone(), field_specs: specs }
+    LabelTransformer {
+        labels: label.pairs.clone(),
+        field_specs: specs,
+    }
 }
 
 /// The resources of a directory of plugin configs (a kustomization listed under
