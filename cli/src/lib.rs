@@ -1,6 +1,7 @@
 //! The `eddy` command line. Commands connect with the usual kubectl settings (`KUBECONFIG`,
 //! `--context`) and print what a person needs to act on.
 
+mod build;
 mod check;
 mod push;
 
@@ -42,6 +43,9 @@ enum Command {
     /// Publish to a registry.
     #[command(subcommand)]
     Push(PushCommand),
+    /// Render a kustomization with Eddy's engine and print the YAML, as apply-controller
+    /// renders it.
+    Build(build::Build),
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +56,10 @@ enum PushCommand {
 
 /// Runs a command and turns its outcome into the exit code.
 pub fn main(cli: Cli) -> ExitCode {
+    // Rendering needs neither the cluster nor an async runtime.
+    if let Command::Build(build) = &cli.command {
+        return build.run();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -85,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             push::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Build(build) => Ok(build.run()),
         Command::Check => {
             let client = connect(&cli.cluster).await?;
             let report = check::run(&client, &cli.cluster.namespace).await?;

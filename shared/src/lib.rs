@@ -6,6 +6,8 @@ pub mod api;
 pub mod artifact;
 pub mod conditions;
 pub mod events;
+/// The native kustomize engine, shared by apply-controller and `eddy build`.
+pub use eddy_kustomize as kustomize;
 pub mod meta;
 pub mod oci;
 pub mod runtime;

@@ -1,0 +1,52 @@
+//! `eddy build`: the kustomize engine apply-controller uses, on a local directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use eddy_shared::kustomize::{self, Options};
+
+#[derive(Args, Debug)]
+pub struct Build {
+    /// The kustomization directory to render.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Nothing outside this directory is read. Defaults to the Git work tree holding DIR, or
+    /// DIR itself outside one.
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+impl Build {
+    pub fn run(&self) -> ExitCode {
+        let root = self.root.clone().unwrap_or_else(|| default_root(&self.dir));
+        let options = Options {
+            root: Some(root),
+            ..Options::default()
+        };
+        match kustomize::render(&self.dir, &options) {
+            Ok(yaml) => {
+                let mut out = std::io::stdout().lock();
+                if out.write_all(yaml.as_bytes()).and_then(|()| out.flush()).is_err() {
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("✗ {}: {err}", self.dir.display());
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The nearest enclosing directory with a `.git` entry, or `dir` itself.
+fn default_root(dir: &Path) -> PathBuf {
+    let start = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    start
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(start)
+}
