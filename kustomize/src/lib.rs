@@ -80,6 +80,10 @@ pub struct Options {
     pub root: Option<PathBuf>,
     /// Loader for remote bases; `None` refuses them with an error.
     pub remote: Option<std::sync::Arc<dyn RemoteLoader>>,
+    /// When the directory holds no kustomization file, render every manifest under it (and
+    /// every subdirectory with a kustomization, as a base), as Flux does. Without it, a missing
+    /// kustomization file is an error, as in kustomize.
+    pub implicit_kustomization: bool,
     pub limits: Limits,
 }
 
@@ -88,13 +92,13 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("root", &self.root)
             .field("remote", &self.remote.is_some())
+            .field("implicit_kustomization", &self.implicit_kustomization)
             .field("limits", &self.limits)
             .finish()
     }
 }
 
-/// Renders the kustomization in `dir` (or, when `dir` holds no kustomization file, every
-/// manifest in it) to resources in output order.
+/// Renders the kustomization in `dir` to resources in output order.
 pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
     target::build(dir, options)
 }

@@ -53,7 +53,11 @@ struct BuildMetadata {
 pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
     let root = options.root.as_deref().unwrap_or(dir);
     let ldr = Loader::with_remote(root, dir, &options.limits, options.remote.clone())?;
-    let kust = load_kustomization(&ldr)?;
+    let kust = if options.implicit_kustomization && !has_kustomization(&ldr) {
+        implicit_kustomization(&ldr)?
+    } else {
+        load_kustomization(&ldr)?
+    };
     let file = kustomization_display(&ldr);
     let meta = BuildMetadata {
         origin: kust.build_metadata.iter().any(|m| m == "originAnnotations"),
@@ -112,6 +116,46 @@ fn kustomization_display(ldr: &Loader) -> String {
         .find(|p| p.is_file())
         .map(|p| ldr.display(&p))
         .unwrap_or_else(|| ldr.display_dir())
+}
+
+fn has_kustomization(ldr: &Loader) -> bool {
+    FILE_NAMES.iter().any(|name| ldr.dir().join(name).is_file())
+}
+
+/// Flux's rule for a path without a kustomization: every `.yaml`/`.yml` manifest under it, and
+/// every subdirectory holding a kustomization as a base, in path order.
+fn implicit_kustomization(ldr: &Loader) -> Result<Kustomization> {
+    fn walk(ldr: &Loader, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::new(format!("{}: {e}", ldr.display(dir))))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let rel = path.strip_prefix(ldr.dir()).unwrap_or(&path).display().to_string();
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::new(format!("{rel}: {e}")))?;
+            if meta.is_dir() {
+                if FILE_NAMES.iter().any(|name| path.join(name).is_file()) {
+                    out.push(rel);
+                } else {
+                    walk(ldr, &path, out)?;
+                }
+            } else if meta.is_file() && (rel.ends_with(".yaml") || rel.ends_with(".yml")) {
+                let (display, text) = ldr.read(&rel)?;
+                resources_from_text(&text, ldr)
+                    .map_err(|e| Error::new(format!("not a Kubernetes manifest: {}", e.message)).in_file(display))?;
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+    let mut resources = Vec::new();
+    walk(ldr, ldr.dir(), &mut resources)?;
+    Ok(Kustomization {
+        resources,
+        kind: "Kustomization".into(),
+        ..Default::default()
+    })
 }
 
 /// Reads the one kustomization file in the loader's directory.
