@@ -46,8 +46,8 @@ impl Loader {
         limits: &Limits,
         remote: Option<std::sync::Arc<dyn crate::RemoteLoader>>,
     ) -> Result<Self> {
-        let root = canonical(&root).map_err(|e| Error::new(format!("root {}: {e}", root.display())))?;
-        let dir = canonical(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+        let root = canonical(root).map_err(|e| Error::new(format!("root {}: {e}", root.display())))?;
+        let dir = canonical(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
         if !dir.starts_with(&root) {
             bail!("{} is outside the root {}", dir.display(), root.display());
         }

@@ -190,6 +190,14 @@ impl Kustomization {
     }
 
     fn check(&self) -> Result<()> {
+        let bare = Kustomization {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            ..Default::default()
+        };
+        if format!("{self:?}") == format!("{bare:?}") {
+            return Err(Error::new("kustomization file is empty"));
+        }
         match self.kind.as_str() {
             "Kustomization" | "Component" => {}
             other => {

@@ -7,6 +7,8 @@
 pub mod error;
 pub mod fieldspec;
 pub mod fsys;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kustfile;
 pub mod resource;
 pub mod yaml;

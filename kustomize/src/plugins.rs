@@ -20,10 +20,10 @@ use crate::{patches, target};
 /// The config objects one `generators` / `transformers` entry holds: inline YAML, a file, or a
 /// directory with a kustomization whose resources are configs.
 pub fn load_configs(entry: &str, ldr: &Loader) -> Result<Vec<Resource>> {
-    if entry.contains('\n') {
-        if let Ok(inline) = target::resources_from_text(entry, ldr) {
-            return Ok(inline);
-        }
+    if entry.contains('\n')
+        && let Ok(inline) = target::resources_from_text(entry, ldr)
+    {
+        return Ok(inline);
     }
     if ldr.is_dir(entry) {
         let child = ldr.child(entry)?;

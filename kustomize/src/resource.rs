@@ -203,7 +203,9 @@ impl Resource {
         self.previous.iter().cloned().chain(std::iter::once(self.id()))
     }
 
-    fn remember_id(&mut self) {
+    /// Records the current id as a previous one, as kustomize does before a transformer that may
+    /// rename or move the resource (the namespace transformer records it even when nothing changes).
+    pub fn remember_id(&mut self) {
         let id = self.id();
         self.previous.push(id);
     }

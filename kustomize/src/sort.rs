@@ -8,7 +8,8 @@ use crate::error::{Result, bail};
 use crate::kustfile::SortOptions;
 use crate::resource::{Gvk, ResId, ResMap};
 
-const ORDER_FIRST: [&str; 22] = [
+/// kustomize's legacy order: these kinds first, in this order...
+pub(crate) const ORDER_FIRST: [&str; 22] = [
     "Namespace",
     "ResourceQuota",
     "StorageClass",
@@ -32,7 +33,8 @@ const ORDER_FIRST: [&str; 22] = [
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+/// ...and these last.
+pub(crate) const ORDER_LAST: [&str; 2] = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
 
 /// Sorts `rm` as `sortOptions` asks; without options, in the legacy order.
 pub fn sort(rm: &mut ResMap, options: Option<&SortOptions>) -> Result<()> {

@@ -9,7 +9,7 @@ use crate::Options;
 use crate::builtin::TransformerConfig;
 use crate::error::{Context, Error, Result, bail};
 use crate::fsys::{self, Loader};
-use crate::kustfile::{FILE_NAMES, Kustomization, Label};
+use crate::kustfile::{FILE_NAMES, Kustomization};
 use crate::resource::{ResMap, Resource};
 use crate::transformers::{
     AnnotationsTransformer, ImageTagTransformer, LabelTransformer, NamespaceMeta, NamespaceTransformer,
@@ -19,35 +19,114 @@ use crate::vars::VarSet;
 use crate::{generators, nameref, patches, plugins, replacements, sort, yaml};
 
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
 const LOCAL_CONFIG_ANNOTATION: &str = "config.kubernetes.io/local-config";
 const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value `kubectl kustomize` writes; kept identical so selectors on it keep working.
+const MANAGED_BY_VALUE: &str = "kustomize-(devel)";
 
 /// What a kustomization has gathered so far: resources, field-spec tables and vars.
 #[derive(Default)]
 pub(crate) struct Accumulator {
     pub rm: ResMap,
-    pub config: Option<TransformerConfig>,
+    /// Starts empty; each kustomization merges the defaults plus its `configurations`.
+    pub config: TransformerConfig,
     pub vars: VarSet,
 }
 
 impl Accumulator {
-    fn config(&mut self) -> &mut TransformerConfig {
-        self.config.get_or_insert_with(TransformerConfig::builtin)
-    }
-
     fn merge(&mut self, other: Accumulator) -> Result<()> {
         self.rm.append_all(other.rm)?;
-        if let Some(config) = other.config {
-            self.config().merge(config)?;
-        }
+        self.config.merge(other.config)?;
         self.vars.absorb(other.vars)
     }
 }
 
-/// How the top-level kustomization asked for its output to be annotated.
+/// How the top-level kustomization asked for its output to be annotated. Any `buildMetadata`
+/// turns on origin tracking for the whole build, bases included.
 #[derive(Clone, Copy, Default)]
 struct BuildMetadata {
+    track: bool,
     origin: bool,
+    transformations: bool,
+}
+
+/// Where a kustomization sits in the build, for `buildMetadata`.
+struct Here<'a> {
+    meta: BuildMetadata,
+    /// Its directory relative to the top kustomization (empty at the top).
+    origin: &'a str,
+    /// Its file relative to the top kustomization.
+    configured_in: String,
+}
+
+impl Here<'_> {
+    /// Records a builtin step configured by this kustomization.
+    fn record(&self, rm: &mut ResMap, kind: &str) {
+        let by = ConfiguredBy {
+            configured_in: self.configured_in.clone(),
+            api_version: "builtin",
+            kind,
+            name: "",
+        };
+        record(rm, self.meta, &by);
+    }
+
+    /// The origin of a generator or transformer configured in a file of its own (or inline).
+    fn plugin<'c>(&self, entry: &str, config: &'c Resource) -> ConfiguredBy<'c> {
+        let configured_in = if entry.contains('\n') {
+            self.configured_in.clone()
+        } else {
+            join_origin(self.origin, entry)
+        };
+        ConfiguredBy {
+            configured_in,
+            api_version: config.api_version(),
+            kind: config.kind(),
+            name: config.name(),
+        }
+    }
+}
+
+/// kustomize's Origin of a generated or transformed resource.
+struct ConfiguredBy<'a> {
+    configured_in: String,
+    api_version: &'a str,
+    kind: &'a str,
+    name: &'a str,
+}
+
+impl ConfiguredBy<'_> {
+    /// As YAML: `first` before the first line, `indent` before the others.
+    fn to_yaml(&self, first: &str, indent: &str) -> String {
+        let mut out = format!("{first}configuredIn: {}\n{indent}configuredBy:\n", self.configured_in);
+        out.push_str(&format!(
+            "{indent}  apiVersion: {}\n{indent}  kind: {}\n",
+            self.api_version, self.kind
+        ));
+        if !self.name.is_empty() {
+            out.push_str(&format!("{indent}  name: {}\n", self.name));
+        }
+        out
+    }
+}
+
+/// Records that a generator made, or a transformer ran over, every resource in `rm`: a resource
+/// without an origin gets this one, the others get it appended to their transformations.
+fn record(rm: &mut ResMap, meta: BuildMetadata, by: &ConfiguredBy<'_>) {
+    if !meta.track {
+        return;
+    }
+    for r in rm.iter_mut() {
+        let annotations = r.annotations();
+        if annotations.contains_key(ORIGIN_ANNOTATION) {
+            let mut list = annotations.get(TRANSFORMATIONS_ANNOTATION).cloned().unwrap_or_default();
+            list.push_str(&by.to_yaml("- ", "  "));
+            r.set_annotation(TRANSFORMATIONS_ANNOTATION, Some(&list));
+        } else {
+            r.set_annotation(ORIGIN_ANNOTATION, Some(&by.to_yaml("", "")));
+        }
+    }
 }
 
 pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
@@ -59,8 +138,11 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
         load_kustomization(&ldr)?
     };
     let file = kustomization_display(&ldr);
+    let has = |option: &str| kust.build_metadata.iter().any(|m| m == option);
     let meta = BuildMetadata {
-        origin: kust.build_metadata.iter().any(|m| m == "originAnnotations"),
+        track: !kust.build_metadata.is_empty(),
+        origin: has("originAnnotations"),
+        transformations: has("transformerAnnotations"),
     };
     for option in &kust.build_metadata {
         if !["originAnnotations", "transformerAnnotations", "managedByLabel"].contains(&option.as_str()) {
@@ -74,7 +156,7 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
         .in_file(file);
     }
     let mut acc = accumulate(&ldr, &kust, Accumulator::default(), meta, "")?;
-    let config = acc.config.take().unwrap_or_else(TransformerConfig::builtin);
+    let config = std::mem::take(&mut acc.config);
     generators::add_hash_suffixes(&mut acc.rm).in_file(&file)?;
     nameref::fix_back_references(&mut acc.rm, &config).in_file(&file)?;
     acc.vars.resolve(&mut acc.rm, &config).in_file(&file).in_field("vars")?;
@@ -86,13 +168,9 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
     sort::sort(&mut acc.rm, kust.sort_options.as_ref())
         .in_file(&file)
         .in_field("sortOptions")?;
-    if kust.build_metadata.iter().any(|m| m == "managedByLabel") {
+    if has("managedByLabel") {
         let managed = LabelTransformer {
-            labels: [(
-                MANAGED_BY_LABEL.to_owned(),
-                format!("eddy-v{}", env!("CARGO_PKG_VERSION")),
-            )]
-            .into(),
+            labels: [(MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned())].into(),
             field_specs: vec![crate::fieldspec::FieldSpec {
                 path: "metadata/labels".into(),
                 create: true,
@@ -101,11 +179,22 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
         };
         managed.transform(&mut acc.rm)?;
     }
-    if !meta.origin {
-        for r in acc.rm.iter_mut() {
+    for r in acc.rm.iter_mut() {
+        if !meta.origin {
             r.set_annotation(ORIGIN_ANNOTATION, None);
         }
+        if !meta.transformations {
+            r.set_annotation(TRANSFORMATIONS_ANNOTATION, None);
+        }
     }
+    Ok(acc.rm)
+}
+
+/// The resources of a directory of plugin configs (a kustomization listed under
+/// `transformers` or `generators`), built without the top-level steps.
+pub(crate) fn build_configs(ldr: &Loader) -> Result<ResMap> {
+    let kust = load_kustomization(ldr)?;
+    let acc = accumulate(ldr, &kust, Accumulator::default(), BuildMetadata::default(), "")?;
     Ok(acc.rm)
 }
 
@@ -202,12 +291,17 @@ fn accumulate(
         ))
         .in_file(&file);
     }
-    let config = TransformerConfig::load(&kust.configurations, ldr)
+    let config = TransformerConfig::for_kustomization(&kust.configurations, ldr)
         .in_file(&file)
         .in_field("configurations")?;
-    acc.config().merge(config).in_file(&file).in_field("configurations")?;
+    acc.config.merge(config).in_file(&file).in_field("configurations")?;
 
-    run_generators(ldr, kust, &mut acc).in_file(&file)?;
+    let here = Here {
+        meta,
+        origin,
+        configured_in: join_origin(origin, file_name(&file)),
+    };
+    run_generators(ldr, kust, &mut acc, &here).in_file(&file)?;
 
     for (i, entry) in kust.components.iter().enumerate() {
         let field = format!("components[{i}] '{entry}'");
@@ -224,7 +318,7 @@ fn accumulate(
         acc = accumulate(&child, &sub, acc, meta, &join_origin(origin, entry))?;
     }
 
-    run_transformers(ldr, kust, &mut acc).in_file(&file)?;
+    run_transformers(ldr, kust, &mut acc, &here).in_file(&file)?;
     if !kust.validators.is_empty() {
         return Err(Error::new("validators are plugins, which Eddy does not run"))
             .in_file(&file)
@@ -237,11 +331,27 @@ fn accumulate(
     Ok(acc)
 }
 
+fn file_name(display: &str) -> &str {
+    display.rsplit('/').next().unwrap_or(display)
+}
+
+/// Go's `filepath.Join`: lexically cleaned, keeping leading `..` (origins are relative to the
+/// top kustomization, which a base may sit above).
 fn join_origin(origin: &str, entry: &str) -> String {
-    if origin.is_empty() {
-        entry.to_owned()
+    let mut parts: Vec<&str> = Vec::new();
+    for part in origin.split('/').chain(entry.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|last| *last != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        ".".to_owned()
     } else {
-        fsys::clean(&Path::new(origin).join(entry)).display().to_string()
+        parts.join("/")
     }
 }
 
@@ -270,7 +380,7 @@ fn accumulate_resource(
     let (display, text) = ldr.read(entry)?;
     let resources = resources_from_text(&text, ldr).in_file(&display)?;
     for mut r in resources {
-        if meta.origin {
+        if meta.track {
             r.set_annotation(
                 ORIGIN_ANNOTATION,
                 Some(&format!("path: {}\n", join_origin(origin, entry))),
@@ -291,20 +401,17 @@ pub(crate) fn resources_from_text(text: &str, ldr: &Loader) -> Result<Vec<Resour
         let Value::Object(obj) = doc else {
             bail!("expected a map (a Kubernetes object), found {}", short(&doc));
         };
-        if let Some(path) = null_in_list(&Value::Object(obj.clone()), String::new()) {
-            bail!("empty item at {path} in object {}", short(&Value::Object(obj)));
-        }
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        if kind.ends_with("List") {
-            if let Some(items) = obj.get("items") {
-                match items {
-                    Value::Array(items) => {
-                        queue.extend(items.iter().cloned());
-                        continue;
-                    }
-                    Value::Null => continue,
-                    _ => bail!("expected a list in {kind}/items"),
+        if kind.ends_with("List")
+            && let Some(items) = obj.get("items")
+        {
+            match items {
+                Value::Array(items) => {
+                    queue.extend(items.iter().cloned());
+                    continue;
                 }
+                Value::Null => continue,
+                _ => bail!("expected a list in {kind}/items"),
             }
         }
         out.push(Resource::from_object(obj)?);
@@ -316,50 +423,49 @@ fn short(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default().chars().take(120).collect()
 }
 
-fn null_in_list(v: &Value, path: String) -> Option<String> {
-    match v {
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            if item.is_null() {
-                Some(format!("{path}[{i}]"))
-            } else {
-                null_in_list(item, format!("{path}[{i}]"))
-            }
-        }),
-        Value::Object(map) => map.iter().find_map(|(k, v)| null_in_list(v, format!("{path}.{k}"))),
-        _ => None,
-    }
-}
-
-fn run_generators(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -> Result<()> {
+fn run_generators(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator, here: &Here<'_>) -> Result<()> {
     let global = kust.generator_options.as_ref();
+    let absorb = |acc: &mut Accumulator, r: Resource, kind: &str| {
+        let mut made: ResMap = std::iter::once(r).collect();
+        here.record(&mut made, kind);
+        made.into_iter().try_for_each(|r| generators::absorb(&mut acc.rm, r))
+    };
     for (i, args) in kust.config_map_generator.iter().enumerate() {
         let field = format!("configMapGenerator[{i}]");
         let cm = generators::config_map(args, global, ldr).in_field(&field)?;
-        generators::absorb(&mut acc.rm, cm).in_field(&field)?;
+        absorb(acc, cm, "ConfigMapGenerator").in_field(&field)?;
     }
     for (i, args) in kust.secret_generator.iter().enumerate() {
         let field = format!("secretGenerator[{i}]");
         let secret = generators::secret(args, global, ldr).in_field(&field)?;
-        generators::absorb(&mut acc.rm, secret).in_field(&field)?;
+        absorb(acc, secret, "SecretGenerator").in_field(&field)?;
     }
     for (i, entry) in kust.generators.iter().enumerate() {
         let field = format!("generators[{i}]");
         for config in plugins::load_configs(entry, ldr).in_field(&field)? {
-            plugins::generate(&config, &mut acc.rm, ldr).in_field(&field)?;
+            let mut made = ResMap::new();
+            plugins::generate(&config, &mut made, ldr).in_field(&field)?;
+            record(&mut made, here.meta, &here.plugin(entry, &config));
+            made.into_iter()
+                .try_for_each(|r| generators::absorb(&mut acc.rm, r))
+                .in_field(&field)?;
         }
     }
     Ok(())
 }
 
-/// The builtin transformers in kustomize's order, then those listed under `transformers`.
-fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -> Result<()> {
-    let config = acc.config().clone();
+/// The builtin transformers in kustomize's order, then those listed under `transformers`. With
+/// `buildMetadata`, each step is recorded on every resource, as kustomize records it.
+fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator, here: &Here<'_>) -> Result<()> {
+    let config = acc.config.clone();
     let rm = &mut acc.rm;
     if !kust.patches_strategic_merge.is_empty() {
         patches::patches_strategic_merge(rm, &kust.patches_strategic_merge, ldr)?;
+        here.record(rm, "PatchStrategicMergeTransformer");
     }
     for (i, p) in kust.patches.iter().enumerate() {
         patches::patch(rm, p, ldr).in_field(format!("patches[{i}]"))?;
+        here.record(rm, "PatchTransformer");
     }
     if !kust.namespace.is_empty() {
         let t = NamespaceTransformer {
@@ -370,6 +476,7 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             ..Default::default()
         };
         t.transform(rm).in_field("namespace")?;
+        here.record(rm, "NamespaceTransformer");
     }
     if !kust.name_prefix.is_empty() {
         let t = PrefixSuffixTransformer {
@@ -378,6 +485,7 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             ..Default::default()
         };
         t.transform(rm).in_field("namePrefix")?;
+        here.record(rm, "PrefixTransformer");
     }
     if !kust.name_suffix.is_empty() {
         let t = PrefixSuffixTransformer {
@@ -386,18 +494,23 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             ..Default::default()
         };
         t.transform(rm).in_field("nameSuffix")?;
+        here.record(rm, "SuffixTransformer");
     }
-    for (i, label) in kust.labels.iter().enumerate() {
-        label_transformer(label, &config)
-            .transform(rm)
-            .in_field(format!("labels[{i}]"))?;
-    }
-    if !kust.common_labels.is_empty() {
+    if !kust.labels.is_empty() || !kust.common_labels.is_empty() {
+        for (i, label) in kust.labels.iter().enumerate() {
+            let field = format!("labels[{i}]");
+            LabelTransformer::for_label_entry(label, &config)
+                .in_field(&field)?
+                .transform(rm)
+                .in_field(&field)?;
+            here.record(rm, "LabelTransformer");
+        }
         let t = LabelTransformer {
             labels: kust.common_labels.clone(),
             field_specs: config.common_labels.clone(),
         };
         t.transform(rm).in_field("commonLabels")?;
+        here.record(rm, "LabelTransformer");
     }
     if !kust.common_annotations.is_empty() {
         let t = AnnotationsTransformer {
@@ -405,9 +518,11 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             field_specs: config.common_annotations.clone(),
         };
         t.transform(rm).in_field("commonAnnotations")?;
+        here.record(rm, "AnnotationsTransformer");
     }
     for (i, p) in kust.patches_json6902.iter().enumerate() {
         patches::patch_json6902(rm, p, ldr).in_field(format!("patchesJson6902[{i}]"))?;
+        here.record(rm, "PatchJson6902Transformer");
     }
     for (i, replica) in kust.replicas.iter().enumerate() {
         let t = ReplicaCountTransformer {
@@ -415,6 +530,7 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             field_specs: config.replicas.clone(),
         };
         t.transform(rm).in_field(format!("replicas[{i}]"))?;
+        here.record(rm, "ReplicaCountTransformer");
     }
     for (i, image) in kust.images.iter().enumerate() {
         let t = ImageTagTransformer {
@@ -422,55 +538,21 @@ fn run_transformers(ldr: &Loader, kust: &Kustomization, acc: &mut Accumulator) -
             field_specs: config.images.clone(),
         };
         t.transform(rm).in_field(format!("images[{i}]"))?;
+        here.record(rm, "ImageTagTransformer");
     }
     if !kust.replacements.is_empty() {
         let t = replacements::ReplacementTransformer {
             replacements: kust.replacements.clone(),
         };
         t.transform(rm, ldr).in_field("replacements")?;
+        here.record(rm, "ReplacementTransformer");
     }
     for (i, entry) in kust.transformers.iter().enumerate() {
         let field = format!("transformers[{i}]");
         for c in plugins::load_configs(entry, ldr).in_field(&field)? {
             plugins::transform(&c, rm, ldr).in_field(&field)?;
+            record(rm, here.meta, &here.plugin(entry, &c));
         }
     }
     Ok(())
-}
-
-/// The field specs one `labels` entry touches, as kustomize assembles them.
-fn label_transformer(label: &Label, config: &TransformerConfig) -> LabelTransformer {
-    let mut specs = label.fields.clone();
-    let mut add = |more: &[crate::fieldspec::FieldSpec]| {
-        for spec in more {
-            if !specs.contains(spec) {
-                specs.push(spec.clone());
-            }
-        }
-    };
-    add(&config.labels);
-    if label.include_selectors {
-        add(&config.common_labels);
-    } else {
-        if label.include_templates {
-            add(&config.template_labels);
-        }
-        add(&[crate::fieldspec::FieldSpec {
-            path: "metadata/labels".into(),
-            create: true,
-            ..Default::default()
-        }]);
-    }
-    LabelTransformer {
-        labels: label.pairs.clone(),
-        field_specs: specs,
-    }
-}
-
-/// The resources of a directory of plugin configs (a kustomization listed under
-/// `transformers` or `generators`), built without the top-level steps.
-pub(crate) fn build_configs(ldr: &Loader) -> Result<ResMap> {
-    let kust = load_kustomization(ldr)?;
-    let acc = accumulate(ldr, &kust, Accumulator::default(), BuildMetadata::default(), "")?;
-    Ok(acc.rm)
 }

@@ -39,6 +39,11 @@ fn options(limits: &Limits) -> serde_saphyr::Options {
     budget.max_events = limits.max_nodes.saturating_mul(4);
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
+    // As kustomize's YAML library: only true/false are booleans (`y`, `on`, `yes` are strings).
+    options.strict_booleans = true;
+    // As go-yaml reads plain scalars: `0755` is octal, `.inf` stays text.
+    options.legacy_octal_numbers = true;
+    options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
     options
 }
 

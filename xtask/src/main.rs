@@ -1,5 +1,10 @@
 //! Project chores. `cargo xtask crds` regenerates `manifests/crds/` from `shared::api`;
 //! `cargo xtask crds --check` fails when the checked-in files differ from what the types generate.
+//! `cargo xtask kustomize-schema [--check] [SWAGGER_JSON]` does the same for the native kustomize
+//! engine's Kubernetes type table, read from Kubernetes' OpenAPI document (by default the one in
+//! the Go module cache, so `--check` needs that module downloaded).
+
+mod kustomize_schema;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,8 +16,10 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["crds"] => write_crds(&crd_dir()),
         ["crds", "--check"] => check_crds(&crd_dir()),
+        ["kustomize-schema", rest @ ..] => kustomize_schema(rest),
         _ => {
             eprintln!("usage: cargo xtask crds [--check]");
+            eprintln!("       cargo xtask kustomize-schema [--check] [SWAGGER_JSON]");
             return ExitCode::from(2);
         }
     };
@@ -22,6 +29,22 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn kustomize_schema(args: &[&str]) -> anyhow::Result<()> {
+    let check = args.contains(&"--check");
+    let paths: Vec<&str> = args.iter().copied().filter(|a| *a != "--check").collect();
+    let document = match paths.as_slice() {
+        [] => kustomize_schema::default_document()?,
+        [path] if !path.starts_with('-') => PathBuf::from(path),
+        _ => bail!("usage: cargo xtask kustomize-schema [--check] [SWAGGER_JSON]"),
+    };
+    let table = kustomize_schema::table_path();
+    if check {
+        kustomize_schema::check(&document, &table)
+    } else {
+        kustomize_schema::write(&document, &table)
     }
 }
 

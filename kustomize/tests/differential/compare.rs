@@ -10,12 +10,6 @@ pub enum Outcome {
     Failed(String),
 }
 
-impl Outcome {
-    pub fn succeeded(&self) -> bool {
-        matches!(self, Outcome::Built(_))
-    }
-}
-
 /// Compares the oracle's outcome with the engine's. `None` means they agree; otherwise the
 /// text explains the first disagreement.
 pub fn disagreement(oracle: &Outcome, engine: &Outcome) -> Option<String> {
@@ -48,9 +42,10 @@ fn documents_disagreement(want: &[Value], got: &[Value]) -> Option<String> {
         ));
     }
     let index = want.iter().zip(got).position(|(w, g)| !semantically_equal(w, g))?;
-    let same_set = want
-        .iter()
-        .all(|w| got.iter().filter(|g| semantically_equal(w, g)).count() == want.iter().filter(|o| semantically_equal(w, o)).count());
+    let same_set = want.iter().all(|w| {
+        got.iter().filter(|g| semantically_equal(w, g)).count()
+            == want.iter().filter(|o| semantically_equal(w, o)).count()
+    });
     if same_set {
         return Some(format!(
             "same documents in a different order\n    kubectl: [{}]\n    eddy:    [{}]",
@@ -81,7 +76,10 @@ pub fn semantically_equal(a: &Value, b: &Value) -> bool {
             xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| semantically_equal(x, y))
         }
         (Value::Object(xs), Value::Object(ys)) => {
-            xs.len() == ys.len() && xs.iter().all(|(k, x)| ys.get(k).is_some_and(|y| semantically_equal(x, y)))
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .all(|(k, x)| ys.get(k).is_some_and(|y| semantically_equal(x, y)))
         }
         _ => a == b,
     }

@@ -65,7 +65,9 @@ impl Oracle {
             .output()
             .map_err(|e| format!("cannot run the oracle: {e}"))?;
         if !output.status.success() {
-            return Ok(Outcome::Failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+            return Ok(Outcome::Failed(
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            ));
         }
         let text = String::from_utf8_lossy(&output.stdout);
         eddy_kustomize::yaml::parse_documents(&text, &Limits::default())
