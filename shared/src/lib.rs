@@ -6,11 +6,14 @@ pub mod api;
 pub mod artifact;
 pub mod conditions;
 pub mod events;
+pub mod inventory;
 /// The native kustomize engine, shared by apply-controller and `eddy build`.
 pub use eddy_kustomize as kustomize;
 pub mod meta;
 pub mod oci;
 pub mod runtime;
+pub mod ssa;
+pub mod status;
 pub mod versions;
 
 /// Installs ring as the process-wide rustls provider, once. kube, reqwest, gix's HTTP transport

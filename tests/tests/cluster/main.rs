@@ -8,3 +8,4 @@ mod events;
 mod gitrepository;
 mod ocirepository;
 mod server_side_apply;
+mod ssa;

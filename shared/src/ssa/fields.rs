@@ -1,0 +1,206 @@
+//! Field ownership from `metadata.managedFields`: which managers own a field (the FieldsV1
+//! `f:`/`k:`/`v:` tree walked along a live object), and which entries the engine removes so that
+//! fields set with `kubectl apply`/`kubectl edit` return to Git's control.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use serde_json::{Map, Value};
+
+/// The managers whose fields the engine takes back before applying (Flux's list of field
+/// managers to take over): `kubectl` and every `kubectl-*` manager (`kubectl-client-side-apply`,
+/// `kubectl-edit`, `kubectl-patch`, ...), and `before-first-apply`, which the apiserver names the
+/// fields of objects created before any apply.
+pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 2] = ["kubectl", "before-first-apply"];
+
+/// Whether `manager` is in `takeover`: equal to an entry, or an entry followed by `-`.
+pub fn is_taken_over(manager: &str, takeover: &[String]) -> bool {
+    takeover.iter().any(|t| {
+        manager == t
+            || manager
+                .strip_prefix(t.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+/// The managedFields to keep, or `None` when no entry belongs to a manager to take over. Entries
+/// of subresources (`status`, `scale`) are kept: the engine applies only the main resource.
+pub fn without_taken_over(
+    entries: &[ManagedFieldsEntry],
+    takeover: &[String],
+) -> Option<(Vec<ManagedFieldsEntry>, Vec<String>)> {
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
+    for entry in entries {
+        let manager = entry.manager.as_deref().unwrap_or_default();
+        let subresource = entry.subresource.as_deref().unwrap_or_default();
+        if subresource.is_empty() && is_taken_over(manager, takeover) {
+            removed.push(manager.to_owned());
+        } else {
+            kept.push(entry.clone());
+        }
+    }
+    if removed.is_empty() {
+        return None;
+    }
+    removed.sort();
+    removed.dedup();
+    Some((kept, removed))
+}
+
+/// Splits a JSON Pointer into unescaped segments.
+pub fn pointer_segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// The managers owning the field at `pointer` of `live`, sorted. A manager owns a field when its
+/// FieldsV1 tree reaches it, or reaches an atomic value (a leaf) that contains it.
+pub fn owners(live: &Value, entries: &[ManagedFieldsEntry], pointer: &str) -> Vec<String> {
+    let segments = pointer_segments(pointer);
+    let mut found: Vec<String> = entries
+        .iter()
+        .filter(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| owns(&fields.0, live, &segments))
+        })
+        .filter_map(|entry| entry.manager.clone())
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn owns(tree: &Value, live: &Value, segments: &[String]) -> bool {
+    let mut node = tree;
+    let mut value = Some(live);
+    for segment in segments {
+        let Some(children) = node.as_object() else {
+            return false;
+        };
+        if children.is_empty() {
+            // A leaf: the manager owns this value whole, everything below included.
+            return true;
+        }
+        let (key, next) = match value {
+            Some(Value::Array(items)) => {
+                let Some(item) = segment.parse::<usize>().ok().and_then(|i| items.get(i)) else {
+                    return false;
+                };
+                let Some(key) = list_item_key(children, item) else {
+                    return false;
+                };
+                (key, Some(item))
+            }
+            _ => (format!("f:{segment}"), value.and_then(|v| v.get(segment.as_str()))),
+        };
+        let Some(child) = children.get(&key) else {
+            return false;
+        };
+        node = child;
+        value = next;
+    }
+    true
+}
+
+/// The FieldsV1 key of a list item: `k:{...}` when the item has all the key fields with those
+/// values (associative lists), `v:<json>` when it equals the value (sets).
+fn list_item_key(children: &Map<String, Value>, item: &Value) -> Option<String> {
+    children.keys().find_map(|key| {
+        if let Some(json) = key.strip_prefix("k:") {
+            let fields: Map<String, Value> = serde_json::from_str(json).ok()?;
+            fields.iter().all(|(k, v)| item.get(k) == Some(v)).then(|| key.clone())
+        } else if let Some(json) = key.strip_prefix("v:") {
+            let set_value: Value = serde_json::from_str(json).ok()?;
+            (set_value == *item).then(|| key.clone())
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(manager: &str, fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Update".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }
+    }
+
+    fn deployment() -> Value {
+        json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"name": "sidecar", "image": "envoy"},
+                {"name": "web", "image": "nginx:edited", "ports": [{"containerPort": 80, "protocol": "TCP"}]}
+            ]}}},
+        })
+    }
+
+    fn managed() -> Vec<ManagedFieldsEntry> {
+        vec![
+            entry(
+                "eddy-apply",
+                json!({"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}},
+                    "k:{\"name\":\"sidecar\"}": {".": {}, "f:name": {}, "f:image": {}}}}}}}),
+            ),
+            entry(
+                "kubectl-edit",
+                json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"web\"}": {"f:image": {}}}}}}}),
+            ),
+        ]
+    }
+
+    #[test]
+    fn owners_follow_fields_and_list_keys() {
+        let live = deployment();
+        let entries = managed();
+        assert_eq!(owners(&live, &entries, "/spec/replicas"), ["kubectl-edit"]);
+        assert_eq!(
+            owners(&live, &entries, "/spec/template/spec/containers/1/image"),
+            ["kubectl-edit"]
+        );
+        assert_eq!(
+            owners(&live, &entries, "/spec/template/spec/containers/0/image"),
+            ["eddy-apply"]
+        );
+        assert_eq!(
+            owners(
+                &live,
+                &entries,
+                "/spec/template/spec/containers/1/ports/0/containerPort"
+            ),
+            ["eddy-apply"]
+        );
+        assert_eq!(owners(&live, &entries, "/metadata/labels/app"), ["eddy-apply"]);
+        assert!(owners(&live, &entries, "/metadata/labels/other").is_empty());
+    }
+
+    #[test]
+    fn kubectl_managers_are_taken_over_and_others_kept() {
+        let takeover: Vec<String> = DEFAULT_TAKEOVER_MANAGERS.map(String::from).into();
+        assert!(is_taken_over("kubectl-edit", &takeover));
+        assert!(is_taken_over("kubectl-client-side-apply", &takeover));
+        assert!(is_taken_over("kubectl", &takeover));
+        assert!(!is_taken_over("kubectlish", &takeover));
+        assert!(!is_taken_over("eddy-apply", &takeover));
+        let (kept, removed) = without_taken_over(&managed(), &takeover).unwrap();
+        assert_eq!(removed, ["kubectl-edit"]);
+        assert_eq!(kept.len(), 1);
+        assert!(without_taken_over(&kept, &takeover).is_none());
+    }
+}
