@@ -116,6 +116,7 @@ fn parse(text: &str, ldr: &Loader) -> Result<Parsed> {
     let json = parse_json_patch(text, ldr);
     match (strategic, json) {
         (Ok(_), Ok(_)) => bail!("the patch qualifies as both a strategic-merge and a JSON 6902 patch"),
+        (Ok(docs), Err(_)) if docs.is_empty() => bail!("the patch is empty"),
         (Ok(docs), Err(_)) => Ok(Parsed::Strategic(docs)),
         (Err(_), Ok(ops)) => Ok(Parsed::Json(ops)),
         (Err(sm), Err(js)) => {
