@@ -25,6 +25,7 @@ pub fn fix_back_references(rm: &mut ResMap, config: &TransformerConfig) -> Resul
         return Ok(());
     }
     let referents: Vec<Referent> = rm.iter().map(Referent::of).collect();
+    let lookup = &Index::new(&referents);
     for index in 0..rm.len() {
         let fields = referring_fields(&config.name_reference, &referents[index].org_id().gvk);
         if fields.is_empty() {
@@ -36,13 +37,14 @@ pub fn fix_back_references(rm: &mut ResMap, config: &TransformerConfig) -> Resul
             prefixes: &referents[index].prefixes,
             suffixes: &referents[index].suffixes,
         };
-        let pool = referable_by(resource, &referrer.id, &referents)?;
+        let pool = Pool::for_referrer(resource, &referrer.id)?;
         for (spec, target) in fields {
             let update = Update {
                 referrer: &referrer,
                 target: &target,
                 role_ref: role_ref_gvk(resource, &spec.path),
                 pool: &pool,
+                lookup,
                 referents: &referents,
             };
             if let Err(e) = update.apply(&mut resource.obj, &spec.path) {
@@ -79,6 +81,7 @@ struct Referent {
     previous: Vec<ResId>,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
+    cluster_scoped: bool,
 }
 
 impl Referent {
@@ -95,6 +98,7 @@ impl Referent {
             .collect();
         let non_empty = |v: &[String]| v.iter().filter(|s| !s.is_empty()).cloned().collect();
         Self {
+            cluster_scoped: !id.gvk.is_namespaced(),
             id,
             previous,
             prefixes: non_empty(&r.prefixes),
@@ -107,7 +111,7 @@ impl Referent {
     }
 
     fn is_cluster_scoped(&self) -> bool {
-        !self.id.gvk.is_namespaced()
+        self.cluster_scoped
     }
 
     /// Namespace the resource started in; `None` for cluster-scoped kinds.
@@ -128,24 +132,84 @@ struct Referrer<'a> {
     suffixes: &'a [String],
 }
 
-/// Indices of the resources `referrer` may refer to at all: everything when the referrer
-/// is cluster-scoped; otherwise cluster-scoped resources, those in its namespace, and for a
+/// The resources one referrer may refer to at all: everything when the referrer is
+/// cluster-scoped; otherwise cluster-scoped resources, those in its namespace, and for a
 /// RoleBinding those in the namespaces its ServiceAccount subjects name.
-fn referable_by(referrer: &Resource, id: &ResId, referents: &[Referent]) -> Result<Vec<usize>> {
-    if !id.gvk.is_namespaced() {
-        return Ok((0..referents.len()).collect());
-    }
-    let subject_namespaces = role_binding_subject_namespaces(referrer, id)?;
-    Ok(referents
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            r.is_cluster_scoped()
-                || r.id.effective_namespace() == id.effective_namespace()
-                || subject_namespaces.contains(&r.id.namespace.as_str())
+struct Pool {
+    everything: bool,
+    /// The referrer's namespace (`default` when unset).
+    namespace: String,
+    /// Namespaces its ServiceAccount subjects name, as written.
+    subject_namespaces: Vec<String>,
+}
+
+impl Pool {
+    fn for_referrer(referrer: &Resource, id: &ResId) -> Result<Self> {
+        let everything = !id.gvk.is_namespaced();
+        let subject_namespaces = if everything {
+            Vec::new()
+        } else {
+            role_binding_subject_namespaces(referrer, id)?
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        Ok(Self {
+            everything,
+            namespace: id.effective_namespace().to_owned(),
+            subject_namespaces,
         })
-        .map(|(i, _)| i)
-        .collect())
+    }
+
+    fn contains(&self, r: &Referent) -> bool {
+        self.everything
+            || r.cluster_scoped
+            || r.id.effective_namespace() == self.namespace
+            || self.subject_namespaces.contains(&r.id.namespace)
+    }
+
+    /// Whether a resource now in `current` (effective) namespace is in the pool.
+    fn contains_namespace(&self, current: &str, raw: &str) -> bool {
+        self.everything || current == self.namespace || self.subject_namespaces.iter().any(|ns| ns == raw)
+    }
+}
+
+/// Referents by every earlier name, and which (original, current) namespace pairs exist, so a
+/// reference is resolved without scanning every resource.
+struct Index {
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+    namespace_pairs: std::collections::HashSet<(String, String, String)>,
+}
+
+impl Index {
+    fn new(referents: &[Referent]) -> Self {
+        let mut by_name: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        let mut namespace_pairs = std::collections::HashSet::new();
+        for (i, r) in referents.iter().enumerate() {
+            let mut names: Vec<&str> = r.previous.iter().map(|p| p.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                by_name.entry(name.to_owned()).or_default().push(i);
+            }
+            if let Some(original) = r.original_namespace() {
+                namespace_pairs.insert((
+                    original.to_owned(),
+                    r.id.effective_namespace().to_owned(),
+                    r.id.namespace.clone(),
+                ));
+            }
+        }
+        Self {
+            by_name,
+            namespace_pairs,
+        }
+    }
+
+    /// Referents that once had `name`, in build order.
+    fn named(&self, name: &str) -> &[usize] {
+        self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
 }
 
 /// Namespaces named by a RoleBinding's ServiceAccount subjects, as written.
@@ -214,7 +278,8 @@ struct Update<'a> {
     referrer: &'a Referrer<'a>,
     target: &'a Gvk,
     role_ref: Option<Gvk>,
-    pool: &'a [usize],
+    pool: &'a Pool,
+    lookup: &'a Index,
     referents: &'a [Referent],
 }
 
@@ -283,7 +348,7 @@ impl Update<'_> {
 
     fn update_scalar(&self, value: &mut Value) -> Result<(), WalkError> {
         let old = scalar_text(value);
-        let Some(chosen) = self.select(&old, self.pool.iter().copied(), same_name)? else {
+        let Some(chosen) = self.select(&old, self.candidates(&old), same_name)? else {
             return Ok(());
         };
         let new = &self.referents[chosen].id.name;
@@ -301,8 +366,8 @@ impl Update<'_> {
         };
         let old = scalar_text(name);
         let pool = match map.get("namespace") {
-            Some(ns) => self.in_namespace(&scalar_text(ns)),
-            None => self.pool.to_vec(),
+            Some(ns) => self.in_namespace(&scalar_text(ns), &old),
+            None => self.candidates(&old).collect(),
         };
         let Some(chosen) = self.select(&old, pool.into_iter(), same_name_and_namespace)? else {
             return Ok(());
@@ -319,20 +384,32 @@ impl Update<'_> {
         Ok(())
     }
 
-    /// Candidates in `namespace`: those that started there if any did, else those now there.
-    fn in_namespace(&self, namespace: &str) -> Vec<usize> {
+    /// Referents the referrer may see that once were called `name`.
+    fn candidates<'b>(&'b self, name: &str) -> impl Iterator<Item = usize> + 'b {
+        let named = self.lookup.named(name);
+        named
+            .iter()
+            .copied()
+            .filter(|&i| self.pool.contains(&self.referents[i]))
+    }
+
+    /// Candidates named `name` in `namespace`: among those that started there if any resource
+    /// the referrer may see did (whatever its name), else among those now there.
+    fn in_namespace(&self, namespace: &str, name: &str) -> Vec<usize> {
         let by = |ns_of: fn(&Referent) -> Option<&str>| -> Vec<usize> {
-            self.pool
-                .iter()
-                .copied()
+            self.candidates(name)
                 .filter(|&i| ns_of(&self.referents[i]) == Some(namespace))
                 .collect()
         };
-        let original = by(Referent::original_namespace);
-        if original.is_empty() {
-            by(Referent::current_namespace)
+        let any_started_there = self
+            .lookup
+            .namespace_pairs
+            .iter()
+            .any(|(original, current, raw)| original == namespace && self.pool.contains_namespace(current, raw));
+        if any_started_there {
+            by(Referent::original_namespace)
         } else {
-            original
+            by(Referent::current_namespace)
         }
     }
 

@@ -28,21 +28,17 @@ pub fn patch(rm: &mut ResMap, p: &Patch, ldr: &Loader) -> Result<()> {
                     bail!("{source}: a patch with a target may hold only one strategic-merge document");
                 }
                 let selected = select(rm, target)?;
-                let patch = &patches[0];
-                for id in selected {
-                    apply_smp_to(rm, &id, patch, allow_name_change, allow_kind_change, true)?;
-                }
-                Ok(())
+                apply_smp(rm, &selected, &patches[0], allow_name_change, allow_kind_change, true)
             }
             None => {
                 for patch in &patches {
-                    let id = unique_target(rm, &patch.id()).map_err(|e| {
+                    let pos = unique_target(rm, &patch.id()).map_err(|e| {
                         Error::new(format!(
                             "no resource matches strategic merge patch {source}: {}",
                             e.message
                         ))
                     })?;
-                    apply_smp_to(rm, &id, patch, allow_name_change, allow_kind_change, false)?;
+                    apply_smp(rm, &[pos], patch, allow_name_change, allow_kind_change, false)?;
                 }
                 Ok(())
             }
@@ -75,8 +71,8 @@ pub fn patches_strategic_merge(rm: &mut ResMap, entries: &[String], ldr: &Loader
         loaded.extend(docs.into_iter().map(|d| (field.clone(), d)));
     }
     for (field, patch) in &loaded {
-        let id = unique_target(rm, &patch.id()).in_field(field)?;
-        apply_smp_to(rm, &id, patch, false, false, false).in_field(field)?;
+        let pos = unique_target(rm, &patch.id()).in_field(field)?;
+        apply_smp(rm, &[pos], patch, false, false, false).in_field(field)?;
     }
     Ok(())
 }
@@ -167,22 +163,23 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// The one resource any of whose ids equals `id`.
-fn unique_target(rm: &ResMap, id: &ResId) -> Result<ResId> {
-    let matches: Vec<ResId> = rm
+fn unique_target(rm: &ResMap, id: &ResId) -> Result<usize> {
+    let matches: Vec<usize> = rm
         .iter()
-        .filter(|r| r.all_ids().any(|other| other.same_object(id)))
-        .map(Resource::id)
+        .enumerate()
+        .filter(|(_, r)| r.all_ids().any(|other| other.same_object(id)))
+        .map(|(i, _)| i)
         .collect();
     match matches.len() {
-        1 => Ok(matches.into_iter().next().expect("one")),
+        1 => Ok(matches[0]),
         0 => bail!("no resource matches {id}"),
         _ => bail!("several resources match {id}"),
     }
 }
 
-/// Ids of the resources a patch target selects: name and namespace match the original or the
+/// Positions of the resources a patch target selects: name and namespace match the original or the
 /// current value (regular expressions, anchored), group/version/kind are regular expressions too.
-pub fn select(rm: &ResMap, s: &Selector) -> Result<Vec<ResId>> {
+pub fn select(rm: &ResMap, s: &Selector) -> Result<Vec<usize>> {
     let re = |field: &str, pattern: &str| -> Result<Option<Regex>> {
         if pattern.is_empty() {
             return Ok(None);
@@ -197,7 +194,7 @@ pub fn select(rm: &ResMap, s: &Selector) -> Result<Vec<ResId>> {
     let annotations = LabelSelector::parse(&s.annotation_selector).in_field("target.annotationSelector")?;
     let hit = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
     let mut out = Vec::new();
-    for r in rm.iter() {
+    for (position, r) in rm.iter().enumerate() {
         let (cur, org) = (r.id(), r.org_id());
         let gvk = &cur.gvk;
         if !(hit(&namespace, org.effective_namespace()) || hit(&namespace, cur.effective_namespace())) {
@@ -212,25 +209,47 @@ pub fn select(rm: &ResMap, s: &Selector) -> Result<Vec<ResId>> {
         if !labels.matches(&r.labels()) || !annotations.matches(&r.annotations()) {
             continue;
         }
-        out.push(cur);
+        out.push(position);
     }
     Ok(out)
 }
 
-/// Applies a strategic-merge patch to the resource whose current id is `id`. The patch never
-/// renames, re-kinds or moves the resource unless the options allow it.
-fn apply_smp_to(
+/// Applies a strategic-merge patch to the resources at `positions`. The patch never renames,
+/// re-kinds or moves a resource unless the options allow it; resources it deletes are removed.
+fn apply_smp(
     rm: &mut ResMap,
-    id: &ResId,
+    positions: &[usize],
     patch: &Resource,
     allow_name_change: bool,
     allow_kind_change: bool,
     targeted: bool,
 ) -> Result<()> {
-    let Some(pos) = rm.position(id) else { return Ok(()) };
+    let mut deleted = Vec::new();
+    for &pos in positions {
+        if !apply_smp_at(rm, pos, patch, allow_name_change, allow_kind_change, targeted)? {
+            deleted.push(pos);
+        }
+    }
+    let resources = rm.resources_mut();
+    for pos in deleted.into_iter().rev() {
+        resources.remove(pos);
+    }
+    Ok(())
+}
+
+/// Patches one resource; `false` when the patch deleted it.
+fn apply_smp_at(
+    rm: &mut ResMap,
+    pos: usize,
+    patch: &Resource,
+    allow_name_change: bool,
+    allow_kind_change: bool,
+    targeted: bool,
+) -> Result<bool> {
     let mut patch_obj: Object = patch.obj.clone();
     let res = &rm.resources()[pos];
     let gvk = res.gvk();
+    let id = res.id();
     if targeted {
         // The target's group and version, the patch's kind.
         let kind = patch.kind().to_owned();
@@ -240,14 +259,9 @@ fn apply_smp_to(
     let (name, namespace, kind) = (res.name().to_owned(), res.namespace().to_owned(), res.kind().to_owned());
     let merged =
         smp::apply(&res.obj, &patch_obj, &gvk).map_err(|e| Error::new(format!("patching {id}: {}", e.message)))?;
-    let Some(merged) = merged else {
-        rm.resources_mut().remove(pos);
-        return Ok(());
+    let Some(merged) = merged.filter(|m| !m.is_empty()) else {
+        return Ok(false);
     };
-    if merged.is_empty() {
-        rm.resources_mut().remove(pos);
-        return Ok(());
-    }
     let res = &mut rm.resources_mut()[pos];
     let old_id = res.id();
     res.obj = merged;
@@ -266,13 +280,15 @@ fn apply_smp_to(
     if res.id() != old_id {
         res.previous.push(old_id);
     }
-    Ok(())
+    Ok(true)
 }
 
 fn apply_json_to_selected(rm: &mut ResMap, target: &Selector, ops: &json_patch::Patch, source: &str) -> Result<()> {
-    for id in select(rm, target)? {
-        let Some(pos) = rm.position(&id) else { continue };
-        let res = &mut rm.resources_mut()[pos];
+    let selected = select(rm, target)?;
+    let resources = rm.resources_mut();
+    for pos in selected {
+        let res = &mut resources[pos];
+        let id = res.id();
         let mut doc = Value::Object(std::mem::take(&mut res.obj));
         let outcome = json_patch::patch(&mut doc, ops);
         res.obj = match doc {

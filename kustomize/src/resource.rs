@@ -303,10 +303,28 @@ impl Resource {
     }
 }
 
+/// The part of an id that decides whether two resources are the same object.
+type IdKey = (Gvk, String, String);
+
+fn id_key(r: &Resource) -> IdKey {
+    let id = r.id();
+    let namespace = id.effective_namespace().to_owned();
+    (id.gvk, id.name, namespace)
+}
+
 /// Resources in build order. Ids are unique.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ResMap {
     resources: Vec<Resource>,
+    /// Position of each current id, built on demand and dropped by any mutable access, so
+    /// appending thousands of resources stays linear.
+    index: std::cell::RefCell<Option<std::collections::HashMap<IdKey, usize>>>,
+}
+
+impl PartialEq for ResMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.resources == other.resources
+    }
 }
 
 impl ResMap {
@@ -327,6 +345,7 @@ impl ResMap {
     }
 
     pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Resource> {
+        *self.index.get_mut() = None;
         self.resources.iter_mut()
     }
 
@@ -336,12 +355,22 @@ impl ResMap {
 
     /// Direct access for steps that reorder, replace or drop resources.
     pub fn resources_mut(&mut self) -> &mut Vec<Resource> {
+        *self.index.get_mut() = None;
         &mut self.resources
     }
 
     /// Index of the resource whose current id is `id`.
     pub fn position(&self, id: &ResId) -> Option<usize> {
-        self.resources.iter().position(|r| r.id().same_object(id))
+        let mut index = self.index.borrow_mut();
+        let index = index.get_or_insert_with(|| {
+            let mut map = std::collections::HashMap::with_capacity(self.resources.len());
+            for (i, r) in self.resources.iter().enumerate() {
+                map.entry(id_key(r)).or_insert(i);
+            }
+            map
+        });
+        let key = (id.gvk.clone(), id.name.clone(), id.effective_namespace().to_owned());
+        index.get(&key).copied()
     }
 
     /// Adds a resource; an id already present is an error.
@@ -349,6 +378,9 @@ impl ResMap {
         let id = r.id();
         if self.position(&id).is_some() {
             bail!("may not add resource with an already registered id: {id}");
+        }
+        if let Some(index) = self.index.get_mut() {
+            index.entry(id_key(&r)).or_insert(self.resources.len());
         }
         self.resources.push(r);
         Ok(())
@@ -381,6 +413,7 @@ impl FromIterator<Resource> for ResMap {
     fn from_iter<I: IntoIterator<Item = Resource>>(iter: I) -> Self {
         Self {
             resources: iter.into_iter().collect(),
+            index: Default::default(),
         }
     }
 }
