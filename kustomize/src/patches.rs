@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::error::{Context, Error, Result, bail};
 use crate::fsys::Loader;
 use crate::kustfile::{Patch, Selector};
+use crate::replacements::selector::LabelSelector;
 use crate::resource::{Object, ResId, ResMap, Resource};
 use crate::smp;
 use crate::yaml;
@@ -302,87 +303,4 @@ fn apply_json_to_selected(rm: &mut ResMap, target: &Selector, ops: &json_patch::
         }
     }
     Ok(())
-}
-
-/// A Kubernetes label selector (`a=b,c!=d,e in (f,g),!h,i`).
-#[derive(Debug, Default)]
-pub struct LabelSelector {
-    terms: Vec<Term>,
-}
-
-#[derive(Debug)]
-enum Term {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-impl LabelSelector {
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut terms = Vec::new();
-        for part in split_terms(text) {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            let term = if let Some(key) = part.strip_prefix('!') {
-                Term::NotExists(key.trim().to_owned())
-            } else if let Some((key, rest)) = split_set(part, " notin ") {
-                Term::NotIn(key, rest)
-            } else if let Some((key, rest)) = split_set(part, " in ") {
-                Term::In(key, rest)
-            } else if let Some((k, v)) = part.split_once("!=") {
-                Term::NotEq(k.trim().to_owned(), v.trim().to_owned())
-            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                Term::Eq(k.trim().to_owned(), v.trim().to_owned())
-            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
-                Term::Exists(part.to_owned())
-            } else {
-                bail!("invalid selector term '{part}'");
-            };
-            terms.push(term);
-        }
-        Ok(Self { terms })
-    }
-
-    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        self.terms.iter().all(|t| match t {
-            Term::Eq(k, v) => labels.get(k) == Some(v),
-            Term::NotEq(k, v) => labels.get(k) != Some(v),
-            Term::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Term::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Term::Exists(k) => labels.contains_key(k),
-            Term::NotExists(k) => !labels.contains_key(k),
-        })
-    }
-}
-
-/// Splits on commas outside parentheses.
-fn split_terms(text: &str) -> Vec<&str> {
-    let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&text[start..]);
-    out
-}
-
-fn split_set(part: &str, op: &str) -> Option<(String, Vec<String>)> {
-    let (key, rest) = part.split_once(op)?;
-    let rest = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some((
-        key.trim().to_owned(),
-        rest.split(',').map(|v| v.trim().to_owned()).collect(),
-    ))
 }

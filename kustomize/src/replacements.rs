@@ -7,7 +7,7 @@
 
 pub(crate) mod fieldpath;
 pub(crate) mod scalar;
-mod selector;
+pub(crate) mod selector;
 
 use std::fmt;
 
