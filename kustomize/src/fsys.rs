@@ -127,6 +127,13 @@ impl Loader {
     /// Reads a file this kustomization loads. It must be under this kustomization's directory.
     /// Returns the file's display path and its text.
     pub fn read(&self, rel: &str) -> Result<(String, String)> {
+        let (display, bytes) = self.read_bytes(rel)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::new(format!("{display} is not UTF-8 text")))?;
+        Ok((display, text))
+    }
+
+    /// [`Loader::read`] for content that need not be text (generator inputs).
+    pub fn read_bytes(&self, rel: &str) -> Result<(String, Vec<u8>)> {
         let path = self.resolve(rel)?;
         if !path.starts_with(&self.dir) {
             bail!(
@@ -134,11 +141,16 @@ impl Loader {
                 self.display_dir()
             );
         }
-        self.read_path(&path).map(|text| (self.display(&path), text))
+        self.read_path_bytes(&path).map(|bytes| (self.display(&path), bytes))
     }
 
     /// Reads a file already resolved inside the root, with the size limits.
     pub fn read_path(&self, path: &Path) -> Result<String> {
+        let bytes = self.read_path_bytes(path)?;
+        String::from_utf8(bytes).map_err(|_| Error::new(format!("{} is not UTF-8 text", self.display(path))))
+    }
+
+    fn read_path_bytes(&self, path: &Path) -> Result<Vec<u8>> {
         let display = self.display(path);
         let meta = std::fs::metadata(path).map_err(|e| Error::new(format!("{display}: {e}")))?;
         if meta.is_dir() {
@@ -154,8 +166,7 @@ impl Loader {
             bail!("the build read more than the limit of {} bytes", limits.max_total_bytes);
         }
         self.budget.bytes_read.set(total);
-        let bytes = std::fs::read(path).map_err(|e| Error::new(format!("{display}: {e}")))?;
-        String::from_utf8(bytes).map_err(|_| Error::new(format!("{display} is not UTF-8 text")))
+        std::fs::read(path).map_err(|e| Error::new(format!("{display}: {e}")))
     }
 
     /// A loader for a base or component directory `rel`, which may be anywhere inside the root

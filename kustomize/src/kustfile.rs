@@ -164,8 +164,12 @@ impl Kustomization {
         } else {
             value
         };
+        let empty = is_empty(&value);
         let mut k: Kustomization =
             serde_json::from_value(value).map_err(|e| Error::new(format!("invalid kustomization: {e}")))?;
+        if empty {
+            return Err(Error::new("kustomization file is empty"));
+        }
         k.fix();
         k.check()?;
         Ok(k)
@@ -190,14 +194,6 @@ impl Kustomization {
     }
 
     fn check(&self) -> Result<()> {
-        let bare = Kustomization {
-            api_version: self.api_version.clone(),
-            kind: self.kind.clone(),
-            ..Default::default()
-        };
-        if format!("{self:?}") == format!("{bare:?}") {
-            return Err(Error::new("kustomization file is empty"));
-        }
         match self.kind.as_str() {
             "Kustomization" | "Component" => {}
             other => {
@@ -216,4 +212,19 @@ impl Kustomization {
         }
         Ok(())
     }
+}
+
+/// kustomize refuses a kustomization that sets nothing but apiVersion and kind (empty values
+/// count as unset).
+fn is_empty(value: &Value) -> bool {
+    let blank = |v: &Value| match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        Value::Number(_) | Value::Bool(true) => false,
+    };
+    value
+        .as_object()
+        .is_some_and(|m| m.iter().all(|(k, v)| k == "apiVersion" || k == "kind" || blank(v)))
 }

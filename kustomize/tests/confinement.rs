@@ -14,6 +14,13 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: b\n";
 
+fn with_limits(root: &Path, limits: Limits) -> Options {
+    Options {
+        limits,
+        ..options(root)
+    }
+}
+
 fn options(root: &Path) -> Options {
     Options {
         root: Some(root.to_path_buf()),
@@ -126,14 +133,7 @@ fn deep_nesting_and_large_files_are_refused() {
         max_file_bytes: 16,
         ..Limits::default()
     };
-    let err = build(
-        tmp.path(),
-        &Options {
-            limits,
-            ..options(tmp.path())
-        },
-    )
-    .unwrap_err();
+    let err = build(tmp.path(), &with_limits(tmp.path(), limits)).unwrap_err();
     assert!(err.to_string().contains("larger than the limit"), "{err}");
 }
 
@@ -146,14 +146,7 @@ fn the_time_limit_stops_a_build() {
         timeout: Duration::ZERO,
         ..Limits::default()
     };
-    let err = build(
-        tmp.path(),
-        &Options {
-            limits,
-            ..options(tmp.path())
-        },
-    )
-    .unwrap_err();
+    let err = build(tmp.path(), &with_limits(tmp.path(), limits)).unwrap_err();
     assert!(err.to_string().contains("longer than the limit"), "{err}");
 }
 

@@ -18,7 +18,7 @@ pub(super) fn load(subject: Subject<'_>, args: &ConfigMapArgs, ldr: &Loader) -> 
     let envs = args.envs.iter().enumerate().map(|(i, p)| (format!("envs[{i}]"), p));
     let legacy = (!args.env.is_empty()).then(|| ("env".to_owned(), &args.env));
     for (field, path) in envs.chain(legacy) {
-        let (display, bytes) = read_bytes(ldr, path).map_err(|e| in_source(subject, &field, e))?;
+        let (display, bytes) = ldr.read_bytes(path).map_err(|e| in_source(subject, &field, e))?;
         let parsed = env_pairs(&bytes)
             .map_err(|message| Error::new(format!("{subject}: {field}: env file {display}: {message}")))?;
         pairs.extend(parsed.into_iter().map(|(k, v)| (k, v.into_bytes())));
@@ -33,7 +33,7 @@ pub(super) fn load(subject: Subject<'_>, args: &ConfigMapArgs, ldr: &Loader) -> 
         let field = format!("files[{i}]");
         let (key, path) = parse_file_source(source)
             .map_err(|message| Error::new(format!("{subject}: {field}: '{source}': {message}")))?;
-        let (_, bytes) = read_bytes(ldr, path).map_err(|e| in_source(subject, &field, e))?;
+        let (_, bytes) = ldr.read_bytes(path).map_err(|e| in_source(subject, &field, e))?;
         pairs.push((key.to_owned(), bytes));
     }
     let mut seen = BTreeSet::new();
@@ -124,28 +124,4 @@ fn env_pairs(bytes: &[u8]) -> std::result::Result<Vec<(String, String)>, String>
 fn scan_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     body.split(|b| *b == b'\n').filter(move |_| !bytes.is_empty())
-}
-
-/// Reads a generator input as bytes.
-///
-/// `Loader` offers only text reads. `Loader::read` applies confinement, the size limits and the
-/// byte budget before it refuses non-UTF-8 content, so on that refusal the same resolved path
-/// is read again here, bounded by the same file limit, to get the bytes.
-fn read_bytes(ldr: &Loader, rel: &str) -> Result<(String, Vec<u8>)> {
-    match ldr.read(rel) {
-        Ok((display, text)) => Ok((display, text.into_bytes())),
-        Err(e) if e.message.ends_with("is not UTF-8 text") => {
-            let path = ldr.resolve(rel)?;
-            let display = ldr.display(&path);
-            let bytes = std::fs::read(&path).map_err(|e| Error::new(format!("{display}: {e}")))?;
-            if bytes.len() > ldr.limits().max_file_bytes {
-                bail!(
-                    "{display} is larger than the limit of {} bytes",
-                    ldr.limits().max_file_bytes
-                );
-            }
-            Ok((display, bytes))
-        }
-        Err(e) => Err(e),
-    }
 }
