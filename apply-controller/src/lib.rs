@@ -1,12 +1,35 @@
-//! apply-controller: renders Kustomizations and server-side-applies them
+//! apply-controller: takes a source Artifact to live objects and keeps them there.
 //!
-//! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
-//! around it (leader election, metrics, probes, graceful shutdown) is complete.
+//! A Kustomization is reconciled by [`reconcile`]: gates (deletion, suspend, source, dependencies),
+//! then fetch and verify the artifact, render it with the native kustomize engine ([`render`]),
+//! substitute variables ([`substitute`]), server-side apply in stages, record the inventory,
+//! prune, and check health. What the last apply left is remembered ([`applied`]) and compared with
+//! a watch cache of the applied objects, so that a reconcile with nothing to do makes no API call.
+
+pub mod applied;
+pub mod ignore;
+pub mod impersonation;
+pub mod reconcile;
+pub mod render;
+pub mod select;
+pub mod sources;
+pub mod substitute;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_shared::api::apply::Kustomization;
-use eddy_shared::runtime::{self, RuntimeArgs, report_not_implemented, run_controller};
+use eddy_shared::api::source::{GitRepository, OCIRepository};
+use eddy_shared::meta::RECONCILE_REQUESTED_AT;
+use eddy_shared::runtime::{self, RuntimeArgs, drive, watch_scope};
+use eddy_shared::ssa::cache::LiveCache;
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 
-/// The controller's name: its field manager, event reporter and default Lease name.
+/// The controller's name: its event reporter and default Lease name.
 pub const NAME: &str = "apply-controller";
 
 /// Command-line flags.
@@ -19,12 +42,133 @@ pub const NAME: &str = "apply-controller";
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+/// What apply-controller adds to the shared flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApplyArgs {
+    /// Service account impersonated for Kustomizations that name none; the controller's own
+    /// identity when unset.
+    #[arg(long, env = "EDDY_DEFAULT_SERVICE_ACCOUNT")]
+    pub default_service_account: Option<String>,
+
+    /// Refuse sourceRef and dependsOn entries that name another namespace.
+    #[arg(long, env = "EDDY_NO_CROSS_NAMESPACE_REFS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_cross_namespace_refs: bool,
+
+    /// Refuse remote bases (URLs in `resources`). Only `true` is supported so far.
+    #[arg(long, env = "EDDY_NO_REMOTE_BASES", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub no_remote_bases: bool,
+
+    /// How soon a Kustomization waiting for its source or dependencies looks again.
+    #[arg(long, env = "EDDY_REQUEUE_DEPENDENCY", default_value = "10s", value_parser = parse_duration)]
+    pub requeue_dependency: Duration,
+
+    /// Largest artifact downloaded, in bytes.
+    #[arg(long, env = "EDDY_MAX_ARTIFACT_SIZE", default_value_t = 256 << 20)]
+    pub max_artifact_size: u64,
+
+    /// Namespace the controller runs in; its objects are never pruned.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "eddy-system")]
+    pub controller_namespace: String,
+
+    /// Objects applied at once within one Kustomization.
+    #[arg(long, env = "EDDY_APPLY_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub apply_concurrency: u16,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    eddy_shared::meta::Duration::parse(text)
+        .and_then(|d| d.to_std())
+        .map_err(|e| e.to_string())
+}
+
+/// What every reconcile shares besides the runtime context.
+pub struct Shared {
+    /// The flags.
+    pub args: ApplyArgs,
+    /// Sources, as last seen by their watches.
+    pub sources: sources::Sources,
+    /// Kustomizations, as last seen by the controller's watch (for dependsOn).
+    pub kustomizations: reflector::Store<Kustomization>,
+    /// Watches of applied objects, kept as fingerprints and health.
+    pub live: Arc<LiveCache>,
+    /// Appliers per identity (the controller's own, and each impersonated service account).
+    pub identities: impersonation::Identities,
+    /// What the last successful apply of each Kustomization left.
+    pub applied: applied::Memory,
+    /// Downloads artifacts.
+    pub http: reqwest::Client,
+    /// Asks the controller to reconcile Kustomizations now (their dependencies became ready).
+    pub trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Kustomization>>,
 }
 
 /// Runs the controller until a shutdown signal.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    runtime::run(NAME, flags.runtime, |ctx| {
-        run_controller(ctx, report_not_implemented::<Kustomization>)
+    let args = flags.apply;
+    if !args.no_remote_bases {
+        anyhow::bail!(
+            "--no-remote-bases=false: remote bases are not supported yet; vendor the base into the source instead"
+        );
+    }
+    runtime::run(NAME, flags.runtime, move |ctx| async move {
+        let (api, watch) = watch_scope::<Kustomization>(&ctx).await?;
+        let (store, writer) = reflector::store();
+        // Status writes do not trigger a reconcile; the generation, a reconcile request and the
+        // start of a deletion do.
+        let kustomizations = reflector::reflector(writer, watcher(api, watch))
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(trigger_key, Default::default());
+
+        let (git_store, git_changes) = sources::watch::<GitRepository>(&ctx);
+        let (oci_store, oci_changes) = sources::watch::<OCIRepository>(&ctx);
+        let (trigger, triggered) = tokio::sync::mpsc::unbounded_channel();
+        let identities = impersonation::Identities::new(ctx.client.clone()).await?;
+        let shared = Arc::new(Shared {
+            args,
+            sources: sources::Sources {
+                git: git_store,
+                oci: oci_store,
+            },
+            kustomizations: store.clone(),
+            live: LiveCache::new(ctx.client.clone(), eddy_shared::ssa::FIELD_MANAGER),
+            identities,
+            applied: applied::Memory::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+            trigger,
+        });
+
+        let controller = Controller::for_stream(kustomizations, store.clone())
+            .watches_stream(git_changes, sources::dependents(store.clone(), "GitRepository"))
+            .watches_stream(oci_changes, sources::dependents(store.clone(), "OCIRepository"))
+            .reconcile_on(tokio_stream_of(triggered));
+        drive(ctx, controller, move |ks: Arc<Kustomization>, ctx| {
+            reconcile::reconcile(ks, ctx, shared.clone())
+        })
+        .await
     })
     .await
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+}
+
+/// What decides that a change of a Kustomization is worth a reconcile: its generation, its
+/// reconcile request, and whether it is being deleted.
+fn trigger_key(ks: &Kustomization) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    ks.metadata.generation.hash(&mut hasher);
+    ks.annotations().get(RECONCILE_REQUESTED_AT).hash(&mut hasher);
+    ks.metadata.deletion_timestamp.is_some().hash(&mut hasher);
+    ks.finalizers().hash(&mut hasher);
+    Some(hasher.finish())
 }

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{Error, Result};
+pub use replacements::selector::LabelSelector;
 pub use resource::{Gvk, ResId, ResMap, Resource};
 
 /// Fetches a remote base (`github.com/org/repo//path?ref=v1`) into a local directory.
@@ -86,7 +87,49 @@ pub struct Options {
     /// every subdirectory with a kustomization, as a base), as Flux does. Without it, a missing
     /// kustomization file is an error, as in kustomize.
     pub implicit_kustomization: bool,
+    /// Changes made to the top-level kustomization before it is built.
+    pub overlay: Option<Overlay>,
     pub limits: Limits,
+}
+
+/// What a caller adds to the top-level kustomization, as Flux's Kustomization fields do: the
+/// namespace and name affixes replace the file's, patches, images and components are appended.
+#[derive(Clone, Debug, Default)]
+pub struct Overlay {
+    /// `namespace`.
+    pub namespace: Option<String>,
+    /// `namePrefix`.
+    pub name_prefix: Option<String>,
+    /// `nameSuffix`.
+    pub name_suffix: Option<String>,
+    /// Inline patches, each with an optional target.
+    pub patches: Vec<OverlayPatch>,
+    /// `images` entries.
+    pub images: Vec<OverlayImage>,
+    /// Components, relative to the kustomization's directory.
+    pub components: Vec<String>,
+}
+
+/// An inline patch of an [`Overlay`].
+#[derive(Clone, Debug, Default)]
+pub struct OverlayPatch {
+    /// A strategic merge patch or a JSON 6902 patch, as YAML or JSON.
+    pub patch: String,
+    /// The objects to patch.
+    pub target: Option<kustfile::Selector>,
+}
+
+/// An `images` entry of an [`Overlay`].
+#[derive(Clone, Debug, Default)]
+pub struct OverlayImage {
+    /// The image name as written in the manifests.
+    pub name: String,
+    /// Replacement name.
+    pub new_name: Option<String>,
+    /// Replacement tag.
+    pub new_tag: Option<String>,
+    /// Replacement digest.
+    pub digest: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -95,6 +138,7 @@ impl std::fmt::Debug for Options {
             .field("root", &self.root)
             .field("remote", &self.remote.is_some())
             .field("implicit_kustomization", &self.implicit_kustomization)
+            .field("overlay", &self.overlay)
             .field("limits", &self.limits)
             .finish()
     }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::Options;
 use crate::builtin::TransformerConfig;
 use crate::error::{Context, Error, Result, bail};
 use crate::fsys::{self, Loader};
@@ -16,6 +15,7 @@ use crate::transformers::{
     PrefixSuffixTransformer, ReplicaCountTransformer,
 };
 use crate::vars::VarSet;
+use crate::{Options, Overlay};
 use crate::{generators, nameref, patches, plugins, replacements, sort, yaml};
 
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
@@ -132,11 +132,14 @@ fn record(rm: &mut ResMap, meta: BuildMetadata, by: &ConfiguredBy<'_>) {
 pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
     let root = options.root.as_deref().unwrap_or(dir);
     let ldr = Loader::with_remote(root, dir, &options.limits, options.remote.clone())?;
-    let kust = if options.implicit_kustomization && !has_kustomization(&ldr) {
+    let mut kust = if options.implicit_kustomization && !has_kustomization(&ldr) {
         implicit_kustomization(&ldr)?
     } else {
         load_kustomization(&ldr)?
     };
+    if let Some(overlay) = &options.overlay {
+        amend(&mut kust, overlay);
+    }
     let file = kustomization_display(&ldr);
     let has = |option: &str| kust.build_metadata.iter().any(|m| m == option);
     let meta = BuildMetadata {
@@ -188,6 +191,33 @@ pub fn build(dir: &Path, options: &Options) -> Result<ResMap> {
         }
     }
     Ok(acc.rm)
+}
+
+/// Applies a caller's [`Overlay`] to the top-level kustomization.
+fn amend(kust: &mut Kustomization, overlay: &Overlay) {
+    let set = |field: &mut String, value: &Option<String>| {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            field.clone_from(value);
+        }
+    };
+    set(&mut kust.namespace, &overlay.namespace);
+    set(&mut kust.name_prefix, &overlay.name_prefix);
+    set(&mut kust.name_suffix, &overlay.name_suffix);
+    kust.patches
+        .extend(overlay.patches.iter().map(|p| crate::kustfile::Patch {
+            patch: p.patch.clone(),
+            target: p.target.clone(),
+            ..Default::default()
+        }));
+    kust.images
+        .extend(overlay.images.iter().map(|i| crate::transformers::Image {
+            name: i.name.clone(),
+            new_name: i.new_name.clone().unwrap_or_default(),
+            new_tag: i.new_tag.clone().unwrap_or_default(),
+            digest: i.digest.clone().unwrap_or_default(),
+            ..Default::default()
+        }));
+    kust.components.extend(overlay.components.iter().cloned());
 }
 
 /// The resources of a directory of plugin configs (a kustomization listed under

@@ -6,8 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event as KubeEvent, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
@@ -112,7 +115,7 @@ impl Report {
 /// Records Kubernetes Events and forwards them to notify-controller.
 #[derive(Clone)]
 pub struct EventRecorder {
-    recorder: Recorder,
+    recorder: Publisher,
     controller: String,
     instance: Option<String>,
     queue: Option<mpsc::Sender<ForwardedEvent>>,
@@ -134,10 +137,6 @@ impl EventRecorder {
         events_addr: Option<reqwest::Url>,
         dropped: Counter,
     ) -> (Self, Option<Forwarder>) {
-        let reporter = Reporter {
-            controller: controller.to_owned(),
-            instance: instance.clone(),
-        };
         let (queue, forwarder) = match events_addr {
             Some(url) => {
                 let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -147,7 +146,7 @@ impl EventRecorder {
             None => (None, None),
         };
         let recorder = Self {
-            recorder: Recorder::new(client, reporter),
+            recorder: Publisher::new(client, controller, instance.clone()),
             controller: controller.to_owned(),
             instance,
             queue,
@@ -163,17 +162,16 @@ impl EventRecorder {
         K: Resource<DynamicType = ()>,
     {
         let event = self.forwarded_event(obj, &report);
-        let kube_event = KubeEvent {
-            type_: match report.severity {
-                EventSeverity::Info => EventType::Normal,
-                EventSeverity::Error => EventType::Warning,
-            },
-            reason: report.reason.clone(),
-            note: Some(truncate(&report.message, MAX_KUBE_NOTE_LEN).to_owned()),
-            action: "Reconcile".to_owned(),
-            secondary: None,
+        let type_ = match report.severity {
+            EventSeverity::Info => "Normal",
+            EventSeverity::Error => "Warning",
         };
-        if let Err(err) = self.recorder.publish(&kube_event, &obj.object_ref(&())).await {
+        let note = truncate(&report.message, MAX_KUBE_NOTE_LEN);
+        if let Err(err) = self
+            .recorder
+            .publish(type_, &report.reason, note, obj.object_ref(&()))
+            .await
+        {
             tracing::warn!(
                 object = %describe(&event.involved_object),
                 reason = %report.reason,
@@ -233,6 +231,95 @@ impl EventRecorder {
             reporting_controller: self.controller.clone(),
             reporting_instance: self.instance.clone(),
         }
+    }
+}
+
+/// How long an event stays a series that a repetition counts into.
+const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
+
+/// Writes events.k8s.io Events. A repetition of the same event (object, type, reason and note)
+/// within [`SERIES_TTL`] increments the series of the first; any other event is a new Event, so
+/// a later message with the same reason is never folded into an earlier one.
+#[derive(Clone)]
+struct Publisher {
+    client: Client,
+    controller: String,
+    instance: Option<String>,
+    series: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<u64, (KubeEvent, std::time::Instant)>>>,
+}
+
+impl Publisher {
+    fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
+        Self {
+            client,
+            controller: controller.to_owned(),
+            instance,
+            series: Default::default(),
+        }
+    }
+
+    async fn publish(
+        &self,
+        type_: &str,
+        reason: &str,
+        note: &str,
+        regarding: ObjectReference,
+    ) -> Result<(), kube::Error> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        (
+            &regarding.uid,
+            &regarding.namespace,
+            &regarding.name,
+            &regarding.kind,
+            type_,
+            reason,
+            note,
+        )
+            .hash(&mut hasher);
+        let key = hasher.finish();
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
+        let now = Timestamp::now();
+        let mut series = self.series.lock().await;
+        series.retain(|_, (_, at)| at.elapsed() < SERIES_TTL);
+        if let Some((event, at)) = series.get_mut(&key) {
+            let count = event.series.as_ref().map_or(2, |s| s.count + 1);
+            event.series = Some(EventSeries {
+                count,
+                last_observed_time: MicroTime(now),
+            });
+            *at = std::time::Instant::now();
+            let patch = serde_json::json!({"series": event.series});
+            let name = event.metadata.name.clone().unwrap_or_default();
+            return api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ());
+        }
+        let event = KubeEvent {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.controller),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace),
+                ..Default::default()
+            },
+            action: Some("Reconcile".to_owned()),
+            event_time: Some(MicroTime(now)),
+            note: Some(note.to_owned()),
+            reason: Some(reason.to_owned()),
+            regarding: Some(regarding),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone().unwrap_or_else(|| self.controller.clone())),
+            type_: Some(type_.to_owned()),
+            ..Default::default()
+        };
+        let created = api.create(&PostParams::default(), &event).await?;
+        series.insert(key, (created, std::time::Instant::now()));
+        Ok(())
     }
 }
 

@@ -37,13 +37,15 @@ fn number(labels: &BTreeMap<String, String>, key: &str) -> Option<i64> {
 }
 
 /// A parsed selector; every requirement must hold. The empty selector matches everything.
+/// Also used outside the engine (apply-controller's object selectors), hence public.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct LabelSelector {
+pub struct LabelSelector {
     requirements: Vec<Requirement>,
 }
 
 impl LabelSelector {
-    pub(crate) fn parse(text: &str) -> Result<Self> {
+    /// Parses `app=web,tier in (a,b),!legacy`; an error names the selector and the requirement.
+    pub fn parse(text: &str) -> Result<Self> {
         let requirements = split_top_level(text)
             .into_iter()
             .map(str::trim)
@@ -53,7 +55,8 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
-    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    /// Whether every requirement holds for `labels` (or annotations).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 }

@@ -51,6 +51,17 @@ where
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: ControllerError,
 {
+    let (api, watch) = watch_scope::<K>(&ctx).await?;
+    drive(ctx, Controller::new(api, watch), reconcile).await
+}
+
+/// The Api and watch configuration of kind `K` within the runtime's scope (`--watch-namespace`,
+/// `--watch-label-selector`), checked by one list so that a missing CRD or a malformed selector
+/// is a start-up error that says so, instead of a watch that retries forever.
+pub async fn watch_scope<K>(ctx: &Context) -> anyhow::Result<(Api<K>, watcher::Config)>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
     let kind = K::kind(&()).into_owned();
     let api: Api<K> = match &ctx.args.watch_namespace {
         Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
@@ -62,8 +73,6 @@ where
         probe = probe.labels(selector);
         watch = watch.labels(selector);
     }
-    // One list before watching turns a missing CRD or a malformed selector into a start-up error
-    // that says so, instead of a watch that retries forever.
     api.list(&probe).await.with_context(|| {
         format!(
             "cannot list {kind} objects ({}); is the CRD installed and the --watch-label-selector valid?",
@@ -71,7 +80,26 @@ where
         )
     })?;
     tracing::info!(kind = %kind, namespace = ?ctx.args.watch_namespace, selector = ?ctx.args.watch_label_selector, "watching");
+    Ok((api, watch))
+}
 
+/// Runs `controller` (built by the caller, e.g. with extra watches) with `reconcile`, the
+/// runtime's concurrency, metrics, logging and graceful shutdown, until the context's shutdown
+/// token fires.
+pub async fn drive<K, E, R, Fut>(ctx: Arc<Context>, controller: Controller<K>, reconcile: R) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    E: ControllerError,
+{
+    let kind = K::kind(&()).into_owned();
     let reconcile = Arc::new(reconcile);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let instrumented = {
@@ -97,7 +125,7 @@ where
         }
     };
 
-    let controller = Controller::new(api, watch)
+    let controller = controller
         .with_config(controller::Config::default().concurrency(ctx.args.concurrent))
         .graceful_shutdown_on(ctx.shutdown.clone().cancelled_owned())
         .run(instrumented, retry_policy::<K, E>, ctx.clone())

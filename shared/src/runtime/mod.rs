@@ -23,7 +23,9 @@ use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 pub use args::{LogFormat, RuntimeArgs};
-pub use controller::{ControllerError, StatusWriteError, report_not_implemented, run_controller, write_status};
+pub use controller::{
+    ControllerError, StatusWriteError, drive, report_not_implemented, run_controller, watch_scope, write_status,
+};
 pub use metrics::{Metrics, ReconcileResult};
 
 use crate::events::EventRecorder;

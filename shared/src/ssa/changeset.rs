@@ -40,6 +40,20 @@ pub struct ChangeSetEntry {
     pub object: ObjectRef,
     /// What happened.
     pub action: Action,
+    /// The fingerprint of the fields the engine owns in the object as the apply left it (see
+    /// [`super::cache::fingerprint`]); `None` when nothing was applied.
+    pub fingerprint: Option<u64>,
+}
+
+impl ChangeSetEntry {
+    /// An entry without a fingerprint.
+    pub fn new(object: ObjectRef, action: Action) -> Self {
+        Self {
+            object,
+            action,
+            fingerprint: None,
+        }
+    }
 }
 
 /// `Deployment/shop/web configured`, Flux's change-log line.
@@ -93,18 +107,12 @@ mod tests {
     fn change_logs_list_changes_only() {
         let set = ChangeSet {
             entries: vec![
-                ChangeSetEntry {
-                    object: ObjectRef::new("apps/v1", "Deployment", "shop", "web"),
-                    action: Action::Configured,
-                },
-                ChangeSetEntry {
-                    object: ObjectRef::new("v1", "ConfigMap", "shop", "web"),
-                    action: Action::Unchanged,
-                },
-                ChangeSetEntry {
-                    object: ObjectRef::new("v1", "Namespace", "", "shop"),
-                    action: Action::Created,
-                },
+                ChangeSetEntry::new(
+                    ObjectRef::new("apps/v1", "Deployment", "shop", "web"),
+                    Action::Configured,
+                ),
+                ChangeSetEntry::new(ObjectRef::new("v1", "ConfigMap", "shop", "web"), Action::Unchanged),
+                ChangeSetEntry::new(ObjectRef::new("v1", "Namespace", "", "shop"), Action::Created),
             ],
         };
         assert_eq!(

@@ -122,6 +122,113 @@ fn list_item_key(children: &Map<String, Value>, item: &Value) -> Option<String> 
     })
 }
 
+/// The part of `live` that `manager` owns through server-side apply on the main resource (its
+/// `Apply` entry, no subresource), with the live values: FieldsV1 `f:<name>` fields, `k:{...}`,
+/// `v:<json>` and `i:<index>` list items, and a field listed without children (a leaf) whole.
+/// List items keep their live order; items and fields the manager does not own are left out, and
+/// a node owned only as itself (`.`) stays as an empty object. The result changes when an owned
+/// value changes or a field stops being owned, never when only other managers' fields change;
+/// `Null` when the manager owns nothing.
+pub fn owned_fields(live: &Value, entries: &[ManagedFieldsEntry], manager: &str) -> Value {
+    let mut tree = Map::new();
+    for entry in entries.iter().filter(|e| {
+        e.manager.as_deref() == Some(manager)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    }) {
+        if let Some(Value::Object(fields)) = entry.fields_v1.as_ref().map(|f| &f.0) {
+            merge_trees(&mut tree, fields);
+        }
+    }
+    if tree.is_empty() {
+        return Value::Null;
+    }
+    project(&Value::Object(tree), live)
+}
+
+/// Adds `from` to the FieldsV1 tree `into`; a leaf (the whole value) absorbs any children.
+fn merge_trees(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    let is_leaf = |v: &Value| v.as_object().is_none_or(Map::is_empty);
+    for (key, child) in from {
+        match into.get_mut(key) {
+            Some(existing) if is_leaf(existing) => {}
+            Some(existing) if is_leaf(child) => *existing = child.clone(),
+            Some(Value::Object(existing)) => {
+                if let Value::Object(child) = child {
+                    merge_trees(existing, child);
+                }
+            }
+            _ => {
+                into.insert(key.clone(), child.clone());
+            }
+        }
+    }
+}
+
+/// `value` cut down to the FieldsV1 `tree`: a leaf (no children) keeps the value whole.
+fn project(tree: &Value, value: &Value) -> Value {
+    let Some(tree) = tree.as_object().filter(|t| !t.is_empty()) else {
+        return value.clone();
+    };
+    match value {
+        Value::Object(fields) => Value::Object(
+            tree.iter()
+                .filter_map(|(key, child)| {
+                    let name = key.strip_prefix("f:")?;
+                    Some((name.to_owned(), project(child, fields.get(name)?)))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let keys: Vec<(ItemKey, &Value)> = tree
+                .iter()
+                .filter_map(|(key, child)| Some((ItemKey::parse(key)?, child)))
+                .collect();
+            Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, item)| {
+                        let (_, child) = keys.iter().find(|(key, _)| key.matches(index, item))?;
+                        Some(project(child, item))
+                    })
+                    .collect(),
+            )
+        }
+        scalar => scalar.clone(),
+    }
+}
+
+/// How FieldsV1 names a list item.
+enum ItemKey {
+    /// `k:{...}`: the item of an associative list with these key field values.
+    Fields(Map<String, Value>),
+    /// `v:<json>`: the item of a set equal to this value.
+    Value(Value),
+    /// `i:<index>`: the item at this position.
+    Index(usize),
+}
+
+impl ItemKey {
+    fn parse(key: &str) -> Option<Self> {
+        if let Some(json) = key.strip_prefix("k:") {
+            serde_json::from_str(json).ok().map(Self::Fields)
+        } else if let Some(json) = key.strip_prefix("v:") {
+            serde_json::from_str(json).ok().map(Self::Value)
+        } else {
+            key.strip_prefix("i:")?.parse().ok().map(Self::Index)
+        }
+    }
+
+    fn matches(&self, index: usize, item: &Value) -> bool {
+        match self {
+            Self::Fields(fields) => fields.iter().all(|(k, v)| item.get(k) == Some(v)),
+            Self::Value(value) => value == item,
+            Self::Index(i) => *i == index,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
@@ -188,6 +295,59 @@ mod tests {
         );
         assert_eq!(owners(&live, &entries, "/metadata/labels/app"), ["eddy-apply"]);
         assert!(owners(&live, &entries, "/metadata/labels/other").is_empty());
+    }
+
+    fn applied(fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            operation: Some("Apply".into()),
+            ..entry("eddy-apply", fields)
+        }
+    }
+
+    #[test]
+    fn owned_fields_keep_owned_values_only() {
+        let live = json!({
+            "metadata": {"labels": {"app": "web", "team": "shop"}, "finalizers": ["a.example/x", "b.example/y"]},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"spec": {"containers": [
+                    {"name": "sidecar", "image": "envoy"},
+                    {"name": "web", "image": "nginx", "imagePullPolicy": "IfNotPresent"},
+                    {"name": "init", "image": "busybox"},
+                ]}},
+                "args": ["--one", "--two"],
+            },
+        });
+        let entries = [
+            applied(json!({
+                "f:metadata": {"f:labels": {"f:app": {}}, "f:finalizers": {"v:\"b.example/y\"": {}}},
+                "f:spec": {
+                    "f:selector": {},
+                    "f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:image": {}},
+                        "k:{\"name\":\"init\"}": {".": {}},
+                    }}},
+                    "f:args": {"i:1": {}},
+                },
+            })),
+            entry("kubectl-edit", json!({"f:metadata": {"f:labels": {"f:team": {}}}})),
+        ];
+        assert_eq!(
+            owned_fields(&live, &entries, "eddy-apply"),
+            json!({
+                "metadata": {"labels": {"app": "web"}, "finalizers": ["b.example/y"]},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}, {}]}},
+                    "args": ["--two"],
+                },
+            })
+        );
+        assert_eq!(
+            owned_fields(&live, &entries, "kubectl-edit"),
+            Value::Null,
+            "an Update entry is not an apply"
+        );
     }
 
     #[test]

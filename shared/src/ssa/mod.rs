@@ -4,6 +4,7 @@
 //! renderer as [`DynamicObject`]s; every verb returns a report ([`ChangeSet`], [`Drift`],
 //! [`PruneReport`]) from which apply-controller builds its inventory, events and status.
 
+pub mod cache;
 mod changeset;
 mod drift;
 mod error;
@@ -80,7 +81,7 @@ impl Owner {
 }
 
 /// Options of the apply verbs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApplyOptions {
     /// Recreate objects whose immutable fields changed (the Kustomization's `spec.force`); per
     /// object, the annotation `apply.eddy.dev/force: enabled` does the same.
@@ -97,6 +98,23 @@ pub struct ApplyOptions {
     pub wait_interval: Duration,
     /// Objects applied at once within a stage.
     pub concurrency: usize,
+    /// A watch cache of applied objects: an object it knows to be absent is created without
+    /// reading it first.
+    pub live: Option<std::sync::Arc<cache::LiveCache>>,
+}
+
+impl std::fmt::Debug for ApplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("force", &self.force)
+            .field("owner", &self.owner)
+            .field("takeover_managers", &self.takeover_managers)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("wait_interval", &self.wait_interval)
+            .field("concurrency", &self.concurrency)
+            .field("live", &self.live.is_some())
+            .finish()
+    }
 }
 
 impl Default for ApplyOptions {
@@ -108,6 +126,7 @@ impl Default for ApplyOptions {
             wait_timeout: Duration::from_secs(60),
             wait_interval: Duration::from_millis(500),
             concurrency: 4,
+            live: None,
         }
     }
 }
@@ -291,12 +310,17 @@ impl Applier {
         settle: bool,
     ) -> Result<ChangeSetEntry, Error> {
         let Prepared { object, desired, api } = self.prepare(manifest, options, settle).await?;
-        let live = self.get(&api, &object).await?;
-        let policy = Policy::of(&desired, live.as_ref());
-        let entry = |action| ChangeSetEntry {
-            object: object.clone(),
-            action,
+        let known_absent = options
+            .live
+            .as_ref()
+            .is_some_and(|cache| matches!(cache.lookup(&object), cache::Lookup::Absent));
+        let live = if known_absent {
+            None
+        } else {
+            self.get(&api, &object).await?
         };
+        let policy = Policy::of(&desired, live.as_ref());
+        let entry = |action| ChangeSetEntry::new(object.clone(), action);
         if policy.skips(live.is_some()) {
             tracing::debug!(object = %object, "skipped by policy");
             return Ok(entry(Action::Skipped));
@@ -320,9 +344,12 @@ impl Applier {
                             fields,
                         });
                     }
-                    self.recreate(&api, &object, &desired, &params, options).await?;
+                    let recreated = self.recreate(&api, &object, &desired, &params, options).await?;
                     tracing::info!(object = %object, fields = ?fields, "recreated to change immutable fields");
-                    return Ok(entry(Action::Created));
+                    return Ok(ChangeSetEntry {
+                        fingerprint: Some(cache::fingerprint(&recreated, &self.field_manager)),
+                        ..entry(Action::Created)
+                    });
                 }
                 return Err(self.apply_error(&object, err, false));
             }
@@ -333,7 +360,10 @@ impl Applier {
             Some(_) => Action::Configured,
         };
         tracing::debug!(object = %object, action = action.as_str(), "applied");
-        Ok(entry(action))
+        Ok(ChangeSetEntry {
+            fingerprint: Some(cache::fingerprint(&applied, &self.field_manager)),
+            ..entry(action)
+        })
     }
 
     fn apply_params(&self, policy: Policy) -> PatchParams {
@@ -476,7 +506,7 @@ impl Applier {
         desired: &DynamicObject,
         params: &PatchParams,
         options: &ApplyOptions,
-    ) -> Result<(), Error> {
+    ) -> Result<DynamicObject, Error> {
         let failed = |message: String| Error::Recreate {
             object: object.clone(),
             message,
@@ -504,8 +534,7 @@ impl Applier {
         }
         api.patch(&object.name, params, &Patch::Apply(desired))
             .await
-            .map_err(|err| failed(format!("apply: {}", object_message(object, &err))))?;
-        Ok(())
+            .map_err(|err| failed(format!("apply: {}", object_message(object, &err))))
     }
 
     /// Waits until `objects` are healthy (see [`status::wait`]).

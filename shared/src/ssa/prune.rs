@@ -78,7 +78,7 @@ impl Applier {
             match self.prune_one(&object, options).await {
                 Ok(action) => {
                     tracing::debug!(object = %object, action = action.as_str(), "pruned");
-                    report.change_set.entries.push(ChangeSetEntry { object, action });
+                    report.change_set.entries.push(ChangeSetEntry::new(object, action));
                 }
                 Err(err) => {
                     kept.push(entry);

@@ -6,6 +6,8 @@ mod cli;
 mod controllers;
 mod events;
 mod gitrepository;
+mod kustomization;
+mod live_cache;
 mod ocirepository;
 mod server_side_apply;
 mod ssa;

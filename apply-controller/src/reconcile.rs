@@ -1,0 +1,996 @@
+//! The reconcile of a Kustomization.
+//!
+//! Gates first: deletion (under a finalizer that honours `deletionPolicy`), suspend, the source's
+//! artifact and the dependencies; waiting on either is a condition and a requeue, not an error.
+//! Then the pipeline: fetch and verify the artifact, render, substitute, staged apply, inventory,
+//! prune, health. Each failing step sets Ready=False with its own reason and a message naming the
+//! objects involved, emits one event, and keeps the previous inventory: a failed fetch, render or
+//! apply never prunes.
+//!
+//! When the inputs (artifact digest, generation, variables, identity) are those of the last
+//! successful apply and the live cache shows every applied object as it was left, nothing is
+//! fetched, rendered or sent: the reconcile makes no API request. When the cache shows drift, the
+//! drifted objects are compared field by field with a server-side dry-run, reported (event and
+//! `status.drift`, naming fields and the managers that changed them) and, unless the
+//! Kustomization only reports drift, corrected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eddy_shared::api::apply::{
+    DeletionPolicy, DriftMode, DriftReport, Inventory, Kustomization, KustomizationStatus, PostBuild, SubstituteKind,
+};
+use eddy_shared::conditions::{self, READY, Status, reason};
+use eddy_shared::events::Report;
+use eddy_shared::inventory::{self, ObjectRef};
+use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
+use eddy_shared::runtime::{Context, ControllerError, write_status};
+use eddy_shared::ssa::cache::Lookup;
+use eddy_shared::ssa::{Action as Change, Applier, ApplyOptions, ChangeSet, Owner, PruneOptions};
+use eddy_shared::status::{State, WaitOptions};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::DynamicObject;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::Shared;
+use crate::applied::{self, Applied, Comparison};
+use crate::ignore::IgnoreRules;
+use crate::render::{self, RenderError};
+use crate::sources::{self, SourceState};
+use crate::substitute::Variables;
+
+/// Holds a Kustomization until its objects are handled as `deletionPolicy` says.
+pub const FINALIZER: &str = "apply.eddy.dev/finalizer";
+/// Condition: the health of the applied objects (or `healthChecks`).
+pub const HEALTHY: &str = "Healthy";
+
+/// Condition reasons.
+pub mod reasons {
+    /// The source has no artifact yet, or does not exist.
+    pub const SOURCE_NOT_READY: &str = "SourceNotReady";
+    /// A dependency is not Ready.
+    pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+    /// A reference to another namespace was refused.
+    pub const ACCESS_DENIED: &str = "AccessDenied";
+    /// The artifact could not be downloaded, verified or unpacked.
+    pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
+    /// Rendering or substitution failed.
+    pub const BUILD_FAILED: &str = "BuildFailed";
+    /// The server-side apply failed.
+    pub const APPLY_FAILED: &str = "ReconciliationFailed";
+    /// Deleting objects that left the source failed.
+    pub const PRUNE_FAILED: &str = "PruneFailed";
+    /// Applied objects did not become healthy.
+    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    /// Live objects differ from what was applied.
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    /// The whole pipeline took longer than `spec.timeout`.
+    pub const TIMEOUT: &str = "ReconciliationTimeout";
+}
+
+/// A failed reconcile, already recorded in status and events; retried at `retryInterval`.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    reason: &'static str,
+    message: String,
+    retry: Duration,
+}
+
+impl ControllerError for Failure {
+    fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    fn retry_after(&self) -> Duration {
+        self.retry
+    }
+}
+
+/// Reconciles one Kustomization.
+pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>, shared: Arc<Shared>) -> Result<Action, Failure> {
+    let namespace = ks.namespace().unwrap_or_default();
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &namespace);
+    let retry = Timing::of(&ks).retry;
+    finalizer::finalizer(&api, FINALIZER, ks, |event| async {
+        match event {
+            Event::Apply(ks) => Run::new(ks, &ctx, &shared).apply().await,
+            Event::Cleanup(ks) => Run::new(ks, &ctx, &shared).cleanup().await,
+        }
+    })
+    .await
+    .map_err(|err| match err {
+        finalizer::Error::ApplyFailed(failure) | finalizer::Error::CleanupFailed(failure) => failure,
+        other => Failure {
+            reason: reason::FAILED,
+            message: other.to_string(),
+            retry,
+        },
+    })
+}
+
+/// The intervals of a Kustomization.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    interval: Duration,
+    retry: Duration,
+    timeout: Duration,
+}
+
+impl Timing {
+    fn of(ks: &Kustomization) -> Self {
+        let to_std = |d: &eddy_shared::meta::Duration| d.to_std().ok();
+        let interval = to_std(&ks.spec.interval).unwrap_or(Duration::from_secs(600));
+        Self {
+            interval,
+            retry: ks.spec.retry_interval.as_ref().and_then(to_std).unwrap_or(interval),
+            timeout: ks.spec.timeout.as_ref().and_then(to_std).unwrap_or(interval),
+        }
+    }
+}
+
+/// One reconcile: the object, its status as it is being rewritten, and what it needs.
+struct Run<'a> {
+    ks: Arc<Kustomization>,
+    ctx: &'a Context,
+    shared: &'a Shared,
+    key: String,
+    namespace: String,
+    name: String,
+    timing: Timing,
+    status: KustomizationStatus,
+}
+
+/// How a step ended when it did not succeed.
+struct Stop {
+    reason: &'static str,
+    message: String,
+    /// A wait (source, dependency): requeued, not an error.
+    waiting: bool,
+}
+
+impl Stop {
+    fn failed(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            waiting: false,
+        }
+    }
+
+    fn waiting(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            waiting: true,
+        }
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(ks: Arc<Kustomization>, ctx: &'a Context, shared: &'a Shared) -> Self {
+        let namespace = ks.namespace().unwrap_or_default();
+        let name = ks.name_any();
+        Self {
+            key: format!("{namespace}/{name}"),
+            timing: Timing::of(&ks),
+            status: ks.status.clone().unwrap_or_default(),
+            ks,
+            ctx,
+            shared,
+            namespace,
+            name,
+        }
+    }
+
+    fn generation(&self) -> Option<i64> {
+        self.ks.meta().generation
+    }
+
+    fn owner(&self) -> Owner {
+        Owner::new(&self.name, &self.namespace)
+    }
+
+    /// The apply engine of the identity this Kustomization acts as.
+    fn applier(&self) -> Result<Arc<Applier>, Stop> {
+        let account = self
+            .ks
+            .spec
+            .service_account_name
+            .clone()
+            .or_else(|| self.shared.args.default_service_account.clone());
+        match account {
+            None => Ok(self.shared.identities.own()),
+            Some(account) => self
+                .shared
+                .identities
+                .service_account(&self.namespace, &account)
+                .map_err(|e| Stop::failed(reasons::APPLY_FAILED, e)),
+        }
+    }
+
+    async fn apply(mut self) -> Result<Action, Failure> {
+        if self.ks.spec.suspend {
+            self.acknowledge();
+            self.write().await?;
+            return Ok(Action::await_change());
+        }
+        let outcome = match tokio::time::timeout(self.timing.timeout, self.pipeline()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Stop::failed(
+                reasons::TIMEOUT,
+                format!(
+                    "reconciliation did not finish within the timeout of {:?}",
+                    self.timing.timeout
+                ),
+            )),
+        };
+        self.acknowledge();
+        match outcome {
+            Ok(()) => {
+                self.write().await?;
+                Ok(Action::requeue(self.timing.interval))
+            }
+            Err(stop) if stop.waiting => {
+                let changed = self.mark_waiting(&stop);
+                self.write().await?;
+                if changed {
+                    tracing::info!(reason = stop.reason, message = %stop.message, "waiting");
+                }
+                Ok(Action::requeue(self.shared.args.requeue_dependency))
+            }
+            Err(stop) => {
+                self.mark_failed(&stop).await;
+                self.write().await?;
+                Err(Failure {
+                    reason: stop.reason,
+                    message: stop.message,
+                    retry: self.timing.retry,
+                })
+            }
+        }
+    }
+
+    /// observedGeneration and the handled reconcile request.
+    fn acknowledge(&mut self) {
+        self.status.observed_generation = self.generation();
+        if let Some(requested) = self.ks.annotations().get(RECONCILE_REQUESTED_AT) {
+            self.status.last_handled_reconcile_at = Some(requested.clone());
+        }
+    }
+
+    fn mark_waiting(&mut self, stop: &Stop) -> bool {
+        let conditions = &mut self.status.conditions;
+        let unchanged = conditions::get(conditions, READY).is_some_and(|c| c.message == stop.message);
+        conditions::set(
+            conditions,
+            READY,
+            Status::False,
+            stop.reason,
+            stop.message.clone(),
+            self.ks.meta().generation,
+            Timestamp::now(),
+        );
+        conditions::set(
+            conditions,
+            conditions::RECONCILING,
+            Status::True,
+            reason::PROGRESSING,
+            stop.message.clone(),
+            self.ks.meta().generation,
+            Timestamp::now(),
+        );
+        !unchanged
+    }
+
+    async fn mark_failed(&mut self, stop: &Stop) {
+        let generation = self.generation();
+        let repeated = conditions::get(&self.status.conditions, READY)
+            .is_some_and(|r| r.status == "False" && r.message == stop.message);
+        conditions::mark_failed(
+            &mut self.status.conditions,
+            stop.reason,
+            &stop.message,
+            generation,
+            Timestamp::now(),
+        );
+        if !repeated {
+            let mut report = Report::error(stop.reason, &stop.message);
+            if let Some(revision) = &self.status.last_attempted_revision {
+                report = report.with("revision", revision.clone());
+            }
+            self.ctx.events.record(self.ks.as_ref(), report).await;
+        }
+    }
+
+    /// Writes the status when it differs from the object's.
+    async fn write(&self) -> Result<(), Failure> {
+        if self.ks.status.as_ref() == Some(&self.status) {
+            return Ok(());
+        }
+        let value = serde_json::to_value(&self.status).map_err(|e| self.kube_failure(e.to_string()))?;
+        write_status(self.ctx, self.ks.as_ref(), value)
+            .await
+            .map_err(|e| self.kube_failure(format!("writing status: {e}")))
+    }
+
+    fn kube_failure(&self, message: String) -> Failure {
+        Failure {
+            reason: reason::FAILED,
+            message: format!("Kustomization/{}: {message}", self.key),
+            retry: self.timing.retry,
+        }
+    }
+
+    async fn pipeline(&mut self) -> Result<(), Stop> {
+        let artifact = self.gates()?;
+        let applier = self.applier()?;
+        let variables = self.variables(&applier).await?;
+        let input = self.input_key(&artifact, variables.as_ref());
+        let revision = artifact.revision.clone();
+        let previous = self.shared.applied.get(&self.key);
+        let ready = conditions::is_ready(&self.status.conditions, self.generation());
+        let same_input = previous.as_ref().is_some_and(|p| p.input == input)
+            && self.status.last_applied_revision.as_deref() == Some(&revision);
+
+        let mut drifted = Vec::new();
+        if same_input && let Some(previous) = &previous {
+            match applied::compare(previous, &self.shared.live) {
+                Comparison::Unchanged if ready || self.status.drift.is_empty() => {
+                    // Nothing moved: health from the cache, no request.
+                    self.status.drift.clear();
+                    return self.check_health_cached(previous, &applier, &revision).await;
+                }
+                Comparison::Unchanged | Comparison::Unknown => {}
+                Comparison::Drifted(objects) => drifted = objects,
+            }
+        }
+
+        if !same_input && self.status.last_attempted_revision.as_deref() != Some(&revision) {
+            let generation = self.generation();
+            conditions::mark_reconciling(
+                &mut self.status.conditions,
+                reason::PROGRESSING,
+                format!("applying revision {revision}"),
+                generation,
+                Timestamp::now(),
+            );
+            self.status.last_attempted_revision = Some(revision.clone());
+            self.write().await.map_err(|f| Stop::failed(f.reason, f.message))?;
+        }
+        self.status.last_attempted_revision = Some(revision.clone());
+
+        let values = render::render(
+            &self.shared.http,
+            &artifact,
+            &self.ks.spec,
+            variables,
+            self.shared.args.max_artifact_size,
+        )
+        .await
+        .map_err(|e: RenderError| Stop::failed(e.reason(), format!("Kustomization/{}: {e}", self.key)))?;
+        let mut objects = eddy_shared::ssa::objects_from_values(values)
+            .map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
+        let ignore = IgnoreRules::new(&self.ks.spec.ignore)
+            .map_err(|e| Stop::failed(reasons::BUILD_FAILED, format!("spec.ignore: {e}")))?;
+        if !ignore.is_empty() {
+            self.keep_ignored_fields(&applier, &ignore, &mut objects).await?;
+        }
+
+        let mode = self
+            .ks
+            .spec
+            .drift_detection
+            .as_ref()
+            .map(|d| d.mode)
+            .unwrap_or_default();
+        if !drifted.is_empty() {
+            let reports = self.report_drift(&applier, &ignore, &objects, &drifted, mode).await;
+            if mode == DriftMode::Report {
+                // Leave the live objects as they are; health and status as usual.
+                self.status.drift = reports;
+                let previous = previous.expect("drift is only compared with a previous apply");
+                return self.check_health_cached(&previous, &applier, &revision).await;
+            }
+            self.status.drift = reports;
+        } else if !same_input {
+            self.status.drift.clear();
+        }
+
+        let options = ApplyOptions {
+            force: self.ks.spec.force,
+            owner: Some(self.owner()),
+            wait_timeout: self.timing.timeout,
+            concurrency: usize::from(self.shared.args.apply_concurrency),
+            live: Some(self.shared.live.clone()),
+            ..ApplyOptions::default()
+        };
+        self.watch_kinds(&applier, &objects).await;
+        let old = self.status.inventory.clone().unwrap_or_default();
+        let change_set = match applier.apply_all_staged(objects, &options).await {
+            Ok(change_set) => change_set,
+            Err(err) => {
+                // Objects created before the failure are remembered, so a later prune can find
+                // them; nothing is pruned.
+                let created: Vec<_> = err
+                    .change_set
+                    .entries
+                    .iter()
+                    .filter(|e| e.action == Change::Created)
+                    .map(|e| e.object.to_entry())
+                    .collect();
+                if !created.is_empty() {
+                    self.status.inventory = Some(inventory::merge(&old, &created));
+                }
+                return Err(Stop::failed(
+                    reasons::APPLY_FAILED,
+                    format!("Kustomization/{}: apply failed: {err}", self.key),
+                ));
+            }
+        };
+        let mut new_inventory = inventory::from_change_set(&change_set);
+        let mut pruned = ChangeSet::default();
+        if self.ks.spec.prune && !old.entries.is_empty() {
+            let report = applier
+                .prune(
+                    &old,
+                    &new_inventory,
+                    &PruneOptions::new(self.owner(), &self.shared.args.controller_namespace),
+                )
+                .await;
+            new_inventory = report.inventory.clone();
+            pruned = report.change_set.clone();
+            if !report.is_success() {
+                self.status.inventory = Some(new_inventory);
+                let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+                return Err(Stop::failed(
+                    reasons::PRUNE_FAILED,
+                    format!("Kustomization/{}: prune failed: {}", self.key, errors.join("; ")),
+                ));
+            }
+        } else if !self.ks.spec.prune {
+            // Without prune, objects that left the source stay in the inventory: they are
+            // still this Kustomization's, and turning prune on later deletes them.
+            new_inventory = inventory::merge(&new_inventory, &inventory::stale(&old, &new_inventory));
+        }
+        self.status.inventory = Some(new_inventory);
+        self.status.last_applied_revision = Some(revision.clone());
+        let record = Applied::new(input, &change_set);
+
+        let health = self.check_health(&applier, &change_set).await;
+        let changes: Vec<String> = change_set
+            .changes()
+            .chain(pruned.changes())
+            .map(ToString::to_string)
+            .collect();
+        match health {
+            Err(stop) => {
+                self.shared.applied.forget(&self.key);
+                Err(stop)
+            }
+            Ok(message) => {
+                self.shared.applied.set(&self.key, record);
+                let was_ready = conditions::is_ready(&self.status.conditions, self.generation());
+                let generation = self.generation();
+                conditions::mark_ready(
+                    &mut self.status.conditions,
+                    reason::SUCCEEDED,
+                    format!("Applied revision: {revision}"),
+                    generation,
+                    Timestamp::now(),
+                );
+                if let Some(message) = message {
+                    self.set_healthy(Status::True, reason::SUCCEEDED, message);
+                }
+                if !changes.is_empty() || !was_ready {
+                    let text = if changes.is_empty() {
+                        format!("Applied revision: {revision}")
+                    } else {
+                        changes.join("\n")
+                    };
+                    self.ctx
+                        .events
+                        .record(
+                            self.ks.as_ref(),
+                            Report::info(reason::SUCCEEDED, text).with("revision", revision),
+                        )
+                        .await;
+                }
+                for dependent in sources::dependents_of(&self.shared.kustomizations, &self.ks) {
+                    let _ = self.shared.trigger.send(dependent);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletion, suspend handled by the caller; here: cross-namespace refusal, the source's
+    /// artifact, and the dependencies.
+    fn gates(&self) -> Result<Artifact, Stop> {
+        let spec = &self.ks.spec;
+        let source_namespace = spec
+            .source_ref
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.namespace.clone());
+        let kind = sources::source_kind_name(spec.source_ref.kind);
+        if self.shared.args.no_cross_namespace_refs && source_namespace != self.namespace {
+            return Err(Stop::failed(
+                reasons::ACCESS_DENIED,
+                format!(
+                    "Kustomization/{}: cross-namespace references are not allowed: sourceRef {kind}/{source_namespace}/{}",
+                    self.key, spec.source_ref.name
+                ),
+            ));
+        }
+        let artifact =
+            match self
+                .shared
+                .sources
+                .artifact(spec.source_ref.kind, &source_namespace, &spec.source_ref.name)
+            {
+                SourceState::Ready(artifact) => artifact,
+                SourceState::Waiting(message) => return Err(Stop::waiting(reasons::SOURCE_NOT_READY, message)),
+            };
+        for dependency in &spec.depends_on {
+            let namespace = dependency.namespace.clone().unwrap_or_else(|| self.namespace.clone());
+            let subject = format!("Kustomization/{namespace}/{}", dependency.name);
+            if self.shared.args.no_cross_namespace_refs && namespace != self.namespace {
+                return Err(Stop::failed(
+                    reasons::ACCESS_DENIED,
+                    format!(
+                        "Kustomization/{}: cross-namespace references are not allowed: dependsOn {subject}",
+                        self.key
+                    ),
+                ));
+            }
+            let found = self
+                .shared
+                .kustomizations
+                .get(&kube::runtime::reflector::ObjectRef::new(&dependency.name).within(&namespace));
+            let ready = found.as_ref().is_some_and(|dep| {
+                dep.status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_ready(&s.conditions, dep.meta().generation))
+            });
+            if !ready {
+                let why = if found.is_none() { "not found" } else { "not ready" };
+                return Err(Stop::waiting(
+                    reasons::DEPENDENCY_NOT_READY,
+                    format!("dependency {subject} is {why}"),
+                ));
+            }
+        }
+        Ok(artifact)
+    }
+
+    /// The postBuild variables: substituteFrom in order (later entries win), then the inline
+    /// ones. Read as the Kustomization's identity, so a tenant reads only what it may.
+    async fn variables(&self, applier: &Applier) -> Result<Option<Variables>, Stop> {
+        let Some(post_build) = &self.ks.spec.post_build else {
+            return Ok(None);
+        };
+        let mut variables = Variables::new();
+        let fail = |message: String| {
+            Stop::failed(
+                reasons::BUILD_FAILED,
+                format!("Kustomization/{}: postBuild: {message}", self.key),
+            )
+        };
+        let client = applier.resolver().client().clone();
+        for from in &post_build.substitute_from {
+            let (kind, secret) = match from.kind {
+                SubstituteKind::ConfigMap => ("ConfigMap", false),
+                SubstituteKind::Secret => ("Secret", true),
+            };
+            let subject = format!("{kind}/{}/{}", self.namespace, from.name);
+            let data = match from.kind {
+                SubstituteKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &self.namespace)
+                    .get_opt(&from.name)
+                    .await
+                    .map(|found| found.map(|map| map.data.unwrap_or_default())),
+                SubstituteKind::Secret => Api::<Secret>::namespaced(client.clone(), &self.namespace)
+                    .get_opt(&from.name)
+                    .await
+                    .map(|found| {
+                        // Flux reads Secret values as strings too.
+                        found.map(|secret| {
+                            secret
+                                .data
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(key, value)| (key, String::from_utf8_lossy(&value.0).into_owned()))
+                                .collect::<BTreeMap<_, _>>()
+                        })
+                    }),
+            };
+            match data {
+                Ok(Some(data)) => {
+                    for (key, value) in data {
+                        variables
+                            .insert(&key, value, secret)
+                            .map_err(|e| fail(format!("{subject}: {e}")))?;
+                    }
+                }
+                Ok(None) if from.optional => {}
+                Ok(None) => return Err(fail(format!("{subject} not found"))),
+                Err(e) => return Err(fail(format!("{subject}: {}", eddy_shared::ssa::api_message(&e)))),
+            }
+        }
+        let PostBuild { substitute, .. } = post_build;
+        for (key, value) in substitute {
+            variables
+                .insert(key, value, false)
+                .map_err(|e| fail(format!("substitute: {e}")))?;
+        }
+        Ok(Some(variables))
+    }
+
+    /// Everything the rendered objects depend on besides the live cluster.
+    fn input_key(&self, artifact: &Artifact, variables: Option<&Variables>) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        artifact.digest.hash(&mut hasher);
+        self.generation().hash(&mut hasher);
+        if let Some(variables) = variables {
+            variables.hash(&mut hasher);
+        }
+        self.ks.spec.service_account_name.hash(&mut hasher);
+        self.shared.args.default_service_account.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Starts the live cache's watch of every kind about to be applied, so that the next
+    /// reconcile can be answered from it.
+    async fn watch_kinds(&self, applier: &Applier, objects: &[DynamicObject]) {
+        let mut seen = BTreeSet::new();
+        for object in objects {
+            let Ok(object) = ObjectRef::from_object(object) else {
+                continue;
+            };
+            if !seen.insert((object.group.clone(), object.version.clone(), object.kind.clone())) {
+                continue;
+            }
+            if let Ok(Some((resource, capabilities))) = applier.resolver().resolve(&object).await {
+                self.shared.live.watch_kind(
+                    &resource,
+                    matches!(capabilities.scope, kube::discovery::Scope::Namespaced),
+                );
+            }
+        }
+    }
+
+    /// Sets the ignored fields of each desired object to their live values.
+    async fn keep_ignored_fields(
+        &self,
+        applier: &Applier,
+        ignore: &IgnoreRules,
+        objects: &mut [DynamicObject],
+    ) -> Result<(), Stop> {
+        for object in objects.iter_mut() {
+            let mut value =
+                serde_json::to_value(&*object).map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
+            if ignore.paths_for(&value).is_empty() {
+                continue;
+            }
+            let Ok(reference) = ObjectRef::from_object(object) else {
+                continue;
+            };
+            let live = match applier.resolver().api_for(&reference).await {
+                Ok(api) => api.get_opt(&reference.name).await.ok().flatten(),
+                Err(_) => None,
+            };
+            let live = live.and_then(|l| serde_json::to_value(l).ok());
+            ignore.apply_to_desired(&mut value, live.as_ref());
+            *object = serde_json::from_value(value).map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Compares the drifted objects with their desired state and reports the difference: one
+    /// event (when the set of drifted fields is new) and the returned status entries.
+    async fn report_drift(
+        &self,
+        applier: &Applier,
+        ignore: &IgnoreRules,
+        objects: &[DynamicObject],
+        drifted: &[ObjectRef],
+        mode: DriftMode,
+    ) -> Vec<DriftReport> {
+        let corrected = mode == DriftMode::Correct;
+        let now = Time(Timestamp::now());
+        let options = ApplyOptions {
+            owner: Some(self.owner()),
+            ..ApplyOptions::default()
+        };
+        let mut reports = Vec::new();
+        for object in drifted {
+            let desired = objects
+                .iter()
+                .find(|o| ObjectRef::from_object(o).is_ok_and(|r| same_object(&r, object)));
+            let Some(desired) = desired else { continue };
+            let live = self.shared.live.lookup(object);
+            if matches!(live, Lookup::Absent) {
+                reports.push(DriftReport {
+                    object: object.to_string(),
+                    fields: vec![String::new()],
+                    managers: Vec::new(),
+                    corrected,
+                    detected_at: now.clone(),
+                });
+                continue;
+            }
+            match applier.diff(desired.clone(), &options).await {
+                Ok(drift) if drift.is_drifted() => {
+                    let value = serde_json::to_value(desired).unwrap_or_default();
+                    let mut report = drift.to_report(corrected, now.clone());
+                    report.fields.retain(|field| !ignore.ignores(&value, field));
+                    if !report.fields.is_empty() {
+                        reports.push(report);
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(object = %object, error = %err, "comparing a drifted object failed"),
+            }
+        }
+        let previous: Vec<(&str, &Vec<String>)> = self
+            .status
+            .drift
+            .iter()
+            .map(|d| (d.object.as_str(), &d.fields))
+            .collect();
+        let current: Vec<(&str, &Vec<String>)> = reports.iter().map(|d| (d.object.as_str(), &d.fields)).collect();
+        if !reports.is_empty() && previous != current {
+            let lines: Vec<String> = reports.iter().map(describe_drift).collect();
+            let verb = if corrected {
+                "corrected"
+            } else {
+                "left as is (report-only)"
+            };
+            let message = format!("drift detected, {verb}:\n{}", lines.join("\n"));
+            let mut report = Report::error(reasons::DRIFT_DETECTED, message);
+            if let Some(revision) = &self.status.last_applied_revision {
+                report = report.with("revision", revision.clone());
+            }
+            self.ctx.events.record(self.ks.as_ref(), report).await;
+        }
+        reports
+    }
+
+    /// Health when nothing was applied: from the live cache for the applied objects; objects it
+    /// cannot vouch for are read from the cluster.
+    async fn check_health_cached(&mut self, previous: &Applied, applier: &Applier, revision: &str) -> Result<(), Stop> {
+        let targets = self.health_targets(previous.objects.iter().map(|(o, _)| o.clone()).collect());
+        let all_current = targets.iter().all(|object| match self.shared.live.lookup(object) {
+            Lookup::Present(entry) => entry.health.state == State::Current,
+            _ => false,
+        });
+        let message = if targets.is_empty() {
+            None
+        } else if all_current {
+            Some(format!("{} healthy", count(targets.len())))
+        } else {
+            self.wait_healthy(applier, &targets).await?
+        };
+        let generation = self.generation();
+        conditions::mark_ready(
+            &mut self.status.conditions,
+            reason::SUCCEEDED,
+            format!("Applied revision: {revision}"),
+            generation,
+            Timestamp::now(),
+        );
+        if let Some(message) = message {
+            self.set_healthy(Status::True, reason::SUCCEEDED, message);
+        }
+        Ok(())
+    }
+
+    /// What health decides Ready: every applied object with `wait`, else `healthChecks`.
+    fn health_targets(&self, applied: Vec<ObjectRef>) -> Vec<ObjectRef> {
+        if self.ks.spec.wait {
+            return applied;
+        }
+        self.ks
+            .spec
+            .health_checks
+            .iter()
+            .map(|check| {
+                ObjectRef::new(
+                    check.api_version.as_deref().unwrap_or("v1"),
+                    &check.kind,
+                    check.namespace.as_deref().unwrap_or(&self.namespace),
+                    &check.name,
+                )
+            })
+            .collect()
+    }
+
+    async fn check_health(&mut self, applier: &Applier, change_set: &ChangeSet) -> Result<Option<String>, Stop> {
+        let applied = change_set
+            .entries
+            .iter()
+            .filter(|e| e.action != Change::Skipped)
+            .map(|e| e.object.clone())
+            .collect();
+        let targets = self.health_targets(applied);
+        if targets.is_empty() {
+            return Ok(None);
+        }
+        self.wait_healthy(applier, &targets).await
+    }
+
+    async fn wait_healthy(&mut self, applier: &Applier, targets: &[ObjectRef]) -> Result<Option<String>, Stop> {
+        let options = WaitOptions {
+            timeout: self.timing.timeout,
+            interval: Duration::from_secs(1),
+            fail_fast: true,
+        };
+        match applier.wait(targets, &options).await {
+            Ok(_) => Ok(Some(format!("{} healthy", count(targets.len())))),
+            Err(err) => {
+                let message = format!("Kustomization/{}: {err}", self.key);
+                self.set_healthy(Status::False, reasons::HEALTH_CHECK_FAILED, message.clone());
+                Err(Stop::failed(reasons::HEALTH_CHECK_FAILED, message))
+            }
+        }
+    }
+
+    fn set_healthy(&mut self, state: Status, reason: &str, message: String) {
+        let generation = self.generation();
+        let unchanged = conditions::get(&self.status.conditions, HEALTHY)
+            .is_some_and(|c| c.status == state.as_str() && c.message == message && c.observed_generation == generation);
+        if !unchanged {
+            conditions::set(
+                &mut self.status.conditions,
+                HEALTHY,
+                state,
+                reason,
+                message,
+                generation,
+                Timestamp::now(),
+            );
+        }
+    }
+
+    /// Deletion: the applied objects go or stay as `deletionPolicy` says; then the finalizer
+    /// is removed.
+    async fn cleanup(self) -> Result<Action, Failure> {
+        let spec = &self.ks.spec;
+        let delete = !spec.suspend
+            && match spec.deletion_policy {
+                DeletionPolicy::MirrorPrune => spec.prune,
+                DeletionPolicy::Delete | DeletionPolicy::WaitForTermination => true,
+                DeletionPolicy::Orphan => false,
+            };
+        let inventory = self.status.inventory.clone().unwrap_or_default();
+        self.shared.applied.forget(&self.key);
+        if !delete || inventory.entries.is_empty() {
+            tracing::info!(
+                objects = inventory.entries.len(),
+                "deleted; applied objects left in place"
+            );
+            return Ok(Action::await_change());
+        }
+        let failure = |message: String| Failure {
+            reason: reasons::PRUNE_FAILED,
+            message: format!("Kustomization/{}: {message}", self.key),
+            retry: self.timing.retry,
+        };
+        let applier = self.applier().map_err(|s| failure(s.message))?;
+        let report = applier
+            .prune(
+                &inventory,
+                &Inventory::default(),
+                &PruneOptions::new(self.owner(), &self.shared.args.controller_namespace),
+            )
+            .await;
+        if !report.is_success() {
+            let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+            return Err(failure(format!("deleting applied objects: {}", errors.join("; "))));
+        }
+        if spec.deletion_policy == DeletionPolicy::WaitForTermination {
+            let deleted: Vec<ObjectRef> = report
+                .change_set
+                .entries
+                .iter()
+                .filter(|e| e.action == Change::Deleted)
+                .map(|e| e.object.clone())
+                .collect();
+            wait_gone(&applier, &deleted, self.timing.timeout)
+                .await
+                .map_err(failure)?;
+        }
+        tracing::info!(
+            objects = report.change_set.entries.len(),
+            "deleted with the applied objects"
+        );
+        Ok(Action::await_change())
+    }
+}
+
+/// Waits until every object is gone.
+async fn wait_gone(applier: &Applier, objects: &[ObjectRef], timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for object in objects {
+        loop {
+            let api = match applier.resolver().api_for(object).await {
+                Ok(api) => api,
+                Err(_) => break,
+            };
+            match api.get_opt(&object.name).await {
+                Ok(None) => break,
+                Ok(Some(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Ok(Some(_)) => return Err(format!("{object} still exists after {timeout:?}")),
+                Err(e) => return Err(format!("{object}: {}", eddy_shared::ssa::api_message(&e))),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same object, whatever the version it is written in.
+fn same_object(a: &ObjectRef, b: &ObjectRef) -> bool {
+    a.group == b.group
+        && a.kind == b.kind
+        && a.name == b.name
+        && (a.namespace == b.namespace || a.namespace.is_empty() || b.namespace.is_empty())
+}
+
+fn describe_drift(report: &DriftReport) -> String {
+    let fields = if report.fields == [String::new()] {
+        "deleted".to_owned()
+    } else {
+        report.fields.join(", ")
+    };
+    if report.managers.is_empty() {
+        format!("{}: {fields}", report.object)
+    } else {
+        format!(
+            "{}: {fields} (changed by {})",
+            report.object,
+            report.managers.join(", ")
+        )
+    }
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 object".into()
+    } else {
+        format!("{n} objects")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_lines_name_fields_and_managers() {
+        let report = DriftReport {
+            object: "Deployment/shop/web".into(),
+            fields: vec!["/spec/replicas".into()],
+            managers: vec!["kubectl-edit".into()],
+            corrected: true,
+            detected_at: Time(Timestamp::now()),
+        };
+        assert_eq!(
+            describe_drift(&report),
+            "Deployment/shop/web: /spec/replicas (changed by kubectl-edit)"
+        );
+        let deleted = DriftReport {
+            fields: vec![String::new()],
+            managers: vec![],
+            ..report
+        };
+        assert_eq!(describe_drift(&deleted), "Deployment/shop/web: deleted");
+    }
+}

@@ -1,0 +1,243 @@
+//! From a source Artifact to the objects to apply: download and verify the artifact, unpack it
+//! confined to a temporary directory, build `spec.path` with the native kustomize engine (a
+//! directory without a kustomization renders all its manifests) and the Kustomization's own
+//! overlay fields, stamp `commonMetadata`, and substitute `postBuild` variables.
+
+use std::path::{Component, Path, PathBuf};
+
+use eddy_shared::api::apply::{KustomizationSpec, ObjectSelector};
+use eddy_shared::artifact::{self, FetchError};
+use eddy_shared::kustomize::{self, Overlay, OverlayImage, OverlayPatch};
+use eddy_shared::meta::Artifact;
+use serde_json::Value;
+
+use crate::substitute::{self, Variables};
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The artifact could not be downloaded or did not match its digest.
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    /// The artifact could not be unpacked.
+    #[error("unpacking the artifact: {0}")]
+    Unpack(String),
+    /// `spec.path` is not a directory inside the artifact.
+    #[error("spec.path {path:?}: {reason}")]
+    Path {
+        /// The path as written.
+        path: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The kustomize build failed.
+    #[error("kustomize build of {path:?} failed: {message}")]
+    Build {
+        /// `spec.path`.
+        path: String,
+        /// The engine's error, naming the file and field.
+        message: String,
+    },
+    /// Variable substitution failed.
+    #[error("{0}")]
+    Substitute(#[from] substitute::SubstituteError),
+}
+
+impl RenderError {
+    /// The condition reason: Flux's `ArtifactFailed` or `BuildFailed`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RenderError::Fetch(_) | RenderError::Unpack(_) => "ArtifactFailed",
+            _ => "BuildFailed",
+        }
+    }
+}
+
+/// Downloads, verifies and renders `artifact` as `spec` says.
+pub async fn render(
+    http: &reqwest::Client,
+    artifact: &Artifact,
+    spec: &KustomizationSpec,
+    variables: Option<Variables>,
+    max_artifact_size: u64,
+) -> Result<Vec<Value>, RenderError> {
+    let file = artifact::fetch(http, artifact, max_artifact_size).await?;
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || build(file, &spec, variables.as_ref(), max_artifact_size))
+        .await
+        .map_err(|e| RenderError::Unpack(format!("the render task failed: {e}")))?
+}
+
+fn build(
+    file: std::fs::File,
+    spec: &KustomizationSpec,
+    variables: Option<&Variables>,
+    max_artifact_size: u64,
+) -> Result<Vec<Value>, RenderError> {
+    let dir = tempfile::tempdir().map_err(|e| RenderError::Unpack(e.to_string()))?;
+    let limits = artifact::Limits {
+        max_bytes: max_artifact_size.saturating_mul(8),
+        ..artifact::Limits::default()
+    };
+    artifact::unpack(std::io::BufReader::new(file), dir.path(), limits)
+        .map_err(|e| RenderError::Unpack(e.to_string()))?;
+    let root = dir
+        .path()
+        .canonicalize()
+        .map_err(|e| RenderError::Unpack(e.to_string()))?;
+    let written = spec.path.clone().unwrap_or_else(|| "./".into());
+    let target = confined(&root, &written)?;
+    let options = kustomize::Options {
+        root: Some(root),
+        implicit_kustomization: true,
+        overlay: Some(overlay(spec)),
+        ..Default::default()
+    };
+    let resources = kustomize::build(&target, &options).map_err(|e| RenderError::Build {
+        path: written.clone(),
+        message: e.to_string(),
+    })?;
+    let mut objects = resources.to_values();
+    if let Some(metadata) = &spec.common_metadata {
+        for object in &mut objects {
+            stamp(object, "labels", &metadata.labels);
+            stamp(object, "annotations", &metadata.annotations);
+        }
+    }
+    if let Some(variables) = variables {
+        substitute::substitute(&mut objects, variables)?;
+    }
+    Ok(objects)
+}
+
+/// `path` inside `root`: relative, without `..` climbing out, an existing directory once links
+/// are resolved.
+fn confined(root: &Path, path: &str) -> Result<PathBuf, RenderError> {
+    let fail = |reason| RenderError::Path {
+        path: path.to_owned(),
+        reason,
+    };
+    let relative = Path::new(path.trim_start_matches('/'));
+    let mut depth = 0usize;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return Err(fail("leaves the artifact")),
+        }
+    }
+    let target = root
+        .join(relative)
+        .canonicalize()
+        .map_err(|_| fail("no such directory in the artifact"))?;
+    if !target.starts_with(root) {
+        return Err(fail("leaves the artifact"));
+    }
+    if !target.is_dir() {
+        return Err(fail("is not a directory"));
+    }
+    Ok(target)
+}
+
+/// The Kustomization's own kustomize fields, as an overlay on the top-level kustomization.
+fn overlay(spec: &KustomizationSpec) -> Overlay {
+    Overlay {
+        namespace: spec.target_namespace.clone(),
+        name_prefix: spec.name_prefix.clone(),
+        name_suffix: spec.name_suffix.clone(),
+        patches: spec
+            .patches
+            .iter()
+            .map(|p| OverlayPatch {
+                patch: p.patch.clone(),
+                target: p.target.as_ref().map(selector),
+            })
+            .collect(),
+        images: spec
+            .images
+            .iter()
+            .map(|i| OverlayImage {
+                name: i.name.clone(),
+                new_name: i.new_name.clone(),
+                new_tag: i.new_tag.clone(),
+                digest: i.digest.clone(),
+            })
+            .collect(),
+        components: spec.components.clone(),
+    }
+}
+
+fn selector(s: &ObjectSelector) -> kustomize::kustfile::Selector {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    kustomize::kustfile::Selector {
+        group: text(&s.group),
+        version: text(&s.version),
+        kind: text(&s.kind),
+        name: text(&s.name),
+        namespace: text(&s.namespace),
+        label_selector: text(&s.label_selector),
+        annotation_selector: text(&s.annotation_selector),
+    }
+}
+
+/// Adds `values` to `metadata.<field>` of `object` (Flux's commonMetadata: metadata only, never
+/// selectors or templates).
+fn stamp(object: &mut Value, field: &str, values: &std::collections::BTreeMap<String, String>) {
+    if values.is_empty() {
+        return;
+    }
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let map = metadata
+        .entry(field)
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !map.is_object() {
+        *map = Value::Object(Default::default());
+    }
+    if let Some(map) = map.as_object_mut() {
+        for (key, value) in values {
+            map.insert(key.clone(), Value::String(value.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("apps/prod")).unwrap();
+        assert_eq!(confined(&root, "./apps/prod").unwrap(), root.join("apps/prod"));
+        assert_eq!(confined(&root, "apps/../apps/prod/").unwrap(), root.join("apps/prod"));
+        assert_eq!(confined(&root, "/apps").unwrap(), root.join("apps"));
+        for bad in ["../", "apps/../../etc", "missing"] {
+            let err = confined(&root, bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
+            let err = confined(&root, "escape").unwrap_err().to_string();
+            assert!(err.contains("leaves the artifact"), "{err}");
+        }
+    }
+
+    #[test]
+    fn common_metadata_goes_on_metadata_only() {
+        let mut object = serde_json::json!({
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}}
+        });
+        let labels = [("team".to_owned(), "shop".to_owned())].into();
+        stamp(&mut object, "labels", &labels);
+        assert_eq!(object["metadata"]["labels"]["team"], "shop");
+        assert_eq!(object["metadata"]["labels"]["app"], "web");
+        assert!(object["spec"]["selector"]["matchLabels"].get("team").is_none());
+    }
+}
