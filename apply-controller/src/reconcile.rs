@@ -339,14 +339,20 @@ impl<'a> Run<'a> {
         let same_input = previous.as_ref().is_some_and(|p| p.input == input)
             && self.status.last_applied_revision.as_deref() == Some(&revision);
 
+        // A reconcile request does not trust the cache, which may not have seen an edit made
+        // just before the request: every applied object is compared with a dry-run.
+        let requested = self.ks.annotations().get(RECONCILE_REQUESTED_AT);
+        let forced = requested.is_some() && requested != self.status.last_handled_reconcile_at.as_ref();
         let mut drifted = Vec::new();
         if same_input && let Some(previous) = &previous {
+            let all = || previous.objects.iter().map(|(o, _)| o.clone()).collect();
             match applied::compare(previous, &self.shared.live) {
-                Comparison::Unchanged if ready || self.status.drift.is_empty() => {
+                Comparison::Unchanged if !forced && (ready || self.status.drift.is_empty()) => {
                     // Nothing moved: health from the cache, no request.
                     self.status.drift.clear();
                     return self.check_health_cached(previous, &applier, &revision).await;
                 }
+                _ if forced => drifted = all(),
                 Comparison::Unchanged | Comparison::Unknown => {}
                 Comparison::Drifted(objects) => drifted = objects,
             }

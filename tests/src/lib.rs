@@ -3,6 +3,7 @@
 //! run as child processes that are always stopped, even when a test fails.
 
 pub mod git;
+pub mod proxy;
 pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
@@ -155,6 +156,11 @@ impl ControllerProcess {
     /// source-controller not given `--storage-path` gets a temporary directory and a free
     /// loopback port for its artifact server, so that parallel tests never share either.
     pub fn start(binary: &str, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_kubeconfig(binary, args, &kubeconfig_path())
+    }
+
+    /// [`start`](Self::start), reaching the cluster through `kubeconfig`.
+    pub fn start_with_kubeconfig(binary: &str, args: &[&str], kubeconfig: &Path) -> anyhow::Result<Self> {
         let metrics = free_port();
         let health = free_port();
         let mut extra = Vec::new();
@@ -174,12 +180,13 @@ impl ControllerProcess {
         ));
         let log_file = std::fs::File::create(&log)?;
         let child = Command::new(workspace_binary(binary))
-            .args(["--log-format=text", "--log-level=info"])
+            .arg("--log-format=text")
+            .args((!args.iter().any(|a| a.starts_with("--log-level"))).then_some("--log-level=info"))
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--health-addr={health}"))
             .args(args)
             .args(&extra)
-            .env("KUBECONFIG", kubeconfig_path())
+            .env("KUBECONFIG", kubeconfig)
             .env_remove("EDDY_EVENTS_ADDR")
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -8,7 +8,8 @@ use eddy_shared::api::apply::Kustomization;
 use eddy_shared::api::source::GitRepository;
 use eddy_shared::conditions::{self, READY};
 use eddy_tests::git::{GitHttpServer, GitRepo};
-use eddy_tests::{ControllerProcess, cluster_namespace, create, delete_namespace, eventually};
+use eddy_tests::proxy::ApiserverRelay;
+use eddy_tests::{ControllerProcess, cluster_namespace, create, delete_namespace, eventually, kubeconfig_path};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -29,6 +30,16 @@ pub(crate) struct Setup {
 impl Setup {
     /// Starts everything; `files` are the first commit; `apply_args` go to apply-controller.
     pub(crate) async fn start(prefix: &str, files: &[(&str, &str)], apply_args: &[&str]) -> Self {
+        Self::start_with_kubeconfig(prefix, files, apply_args, &kubeconfig_path()).await
+    }
+
+    /// [`start`](Self::start), apply-controller reaching the cluster through `kubeconfig`.
+    pub(crate) async fn start_with_kubeconfig(
+        prefix: &str,
+        files: &[(&str, &str)],
+        apply_args: &[&str],
+        kubeconfig: &std::path::Path,
+    ) -> Self {
         let (client, ns) = cluster_namespace(prefix).await;
         let server = GitHttpServer::start(None).await.unwrap();
         let repo = server.create_repo("app").unwrap();
@@ -44,7 +55,7 @@ impl Setup {
         args.push("--requeue-dependency=1s");
         args.push(&own_namespace);
         args.extend_from_slice(apply_args);
-        let apply = ControllerProcess::start("apply-controller", &args).unwrap();
+        let apply = ControllerProcess::start_with_kubeconfig("apply-controller", &args, kubeconfig).unwrap();
         let url = server.url("app");
         let setup = Self {
             client,
@@ -176,7 +187,33 @@ impl Setup {
         .await;
     }
 
+    /// Deletes the Kustomizations and the GitRepository while the controllers still run (so
+    /// that their finalizers are handled), then the namespace; the controllers stop on drop.
     pub(crate) async fn finish(self) {
+        let params = kube::api::DeleteParams::default();
+        let kustomizations = self.kustomizations();
+        let _ = kustomizations.delete_collection(&params, &ListParams::default()).await;
+        let sources: Api<GitRepository> = Api::namespaced(self.client.clone(), &self.ns);
+        let _ = sources.delete_collection(&params, &ListParams::default()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let left = kustomizations
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| l.items.len())
+                    .unwrap_or(0)
+                    + sources
+                        .list(&ListParams::default())
+                        .await
+                        .map(|l| l.items.len())
+                        .unwrap_or(0);
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
         delete_namespace(&self.client, &self.ns).await;
     }
 }
@@ -549,5 +586,49 @@ async fn a_render_error_and_an_unreachable_source_keep_live_objects_and_inventor
     assert!(maps.get_opt("b").await.unwrap().is_some());
     let ks = setup.kustomizations().get("app").await.unwrap();
     assert_eq!(ks.status.unwrap().inventory, before);
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn losing_the_apiserver_in_the_middle_of_an_apply_converges_after_it_returns() {
+    let relay = ApiserverRelay::start(&kubeconfig_path()).await.unwrap();
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("deploy/cm-{i:03}.yaml"), config_map(&format!("cm-{i:03}"), "x")))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let setup = Setup::start_with_kubeconfig(
+        "ks-outage",
+        &files,
+        // One replica without leader election: with it, losing the apiserver would also lose the
+        // Lease, and the process would exit for its Deployment to restart it.
+        &["--apply-concurrency=1", "--leader-elect=false"],
+        relay.kubeconfig(),
+    )
+    .await;
+    setup
+        .create_kustomization(
+            "app",
+            json!({"path": "./deploy", "targetNamespace": setup.ns, "retryInterval": "2s"}),
+        )
+        .await;
+    let maps: Api<ConfigMap> = Api::namespaced(setup.client.clone(), &setup.ns);
+    let ours = ListParams::default().labels("apply.eddy.dev/name=app");
+    let applied = setup
+        .within(Duration::from_secs(60), "the apply to start", || async {
+            let n = maps.list(&ours).await.ok()?.items.len();
+            (n > 0).then_some(n)
+        })
+        .await;
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = maps.list(&ours).await.unwrap().items.len();
+    assert!(
+        during < 150,
+        "the outage began in the middle of the apply ({applied} then {during} of 150 applied)"
+    );
+    relay.restore();
+    let ks = setup.ready("app", None).await;
+    assert_eq!(maps.list(&ours).await.unwrap().items.len(), 150);
+    assert_eq!(ks.status.unwrap().inventory.unwrap().entries.len(), 150);
     setup.finish().await;
 }

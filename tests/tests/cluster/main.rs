@@ -7,6 +7,7 @@ mod controllers;
 mod events;
 mod gitrepository;
 mod kustomization;
+mod kustomization_more;
 mod live_cache;
 mod ocirepository;
 mod server_side_apply;
