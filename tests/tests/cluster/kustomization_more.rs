@@ -261,6 +261,16 @@ async fn immutable_field_changes_need_force() {
 
 /// Service account `name` that may do anything with ConfigMaps in the namespace, and nothing else.
 async fn config_maps_only_account(setup: &Setup, name: &str) {
+    config_maps_account(
+        setup,
+        name,
+        &["get", "list", "watch", "create", "update", "patch", "delete"],
+    )
+    .await;
+}
+
+/// Service account `name` that may use `verbs` on ConfigMaps in the namespace, and nothing else.
+async fn config_maps_account(setup: &Setup, name: &str, verbs: &[&str]) {
     create_in::<ServiceAccount>(setup, json!({"metadata": {"name": name}})).await;
     create_in::<Role>(
         setup,
@@ -269,7 +279,7 @@ async fn config_maps_only_account(setup: &Setup, name: &str) {
             "rules": [{
                 "apiGroups": [""],
                 "resources": ["configmaps"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                "verbs": verbs,
             }],
         }),
     )
@@ -311,6 +321,59 @@ async fn impersonation_denies_what_the_service_account_may_not_do() {
     let setup = Setup::start("ks-sa", &[("deploy/settings.yaml", &settings)], &[]).await;
     config_maps_only_account(&setup, "deployer").await;
     assert_config_maps_applied_and_secrets_refused(&setup, json!({"serviceAccountName": "deployer"})).await;
+    setup.finish().await;
+}
+
+#[tokio::test]
+async fn a_delete_that_fails_keeps_the_object_in_the_inventory() {
+    let files = [
+        ("deploy/a.yaml", config_map("a", json!({"k": "v"}))),
+        ("deploy/b.yaml", config_map("b", json!({"k": "v"}))),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let setup = Setup::start("ks-keep-failed", &files, &[]).await;
+    config_maps_account(
+        &setup,
+        "no-delete",
+        &["get", "list", "watch", "create", "update", "patch"],
+    )
+    .await;
+    setup
+        .create_kustomization(
+            "app",
+            spec_for(&setup, "./deploy", json!({"serviceAccountName": "no-delete"})),
+        )
+        .await;
+    setup.ready("app", None).await;
+
+    std::fs::remove_file(setup.repo.work().join("deploy/b.yaml")).unwrap();
+    setup.commit(&[("deploy/a.yaml", &config_map("a", json!({"k": "w"})))], "b leaves");
+    let message = setup.failed("app", "PruneFailed").await;
+    assert!(message.contains(&format!("ConfigMap/{}/b", setup.ns)), "{message}");
+    assert!(message.to_lowercase().contains("forbidden"), "{message}");
+    let maps: Api<ConfigMap> = namespaced(&setup);
+    assert!(maps.get_opt("b").await.unwrap().is_some());
+    let ks = setup.kustomizations().get("app").await.unwrap();
+    let ids: Vec<String> = ks
+        .status
+        .unwrap()
+        .inventory
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(
+        ids.contains(&format!("{}_b__ConfigMap", setup.ns)),
+        "b stays in the inventory: {ids:?}"
+    );
+    assert_eq!(
+        maps.get("a").await.unwrap().data.unwrap()["k"],
+        "w",
+        "the apply itself went through"
+    );
+    // The account cannot delete what deletion would prune either.
+    patch_spec(&setup, "app", json!({"deletionPolicy": "Orphan"})).await;
     setup.finish().await;
 }
 
