@@ -20,14 +20,10 @@ use std::time::Duration;
 
 use eddy_shared::api::apply::Kustomization;
 use eddy_shared::api::source::{GitRepository, OCIRepository};
-use eddy_shared::meta::RECONCILE_REQUESTED_AT;
-use eddy_shared::runtime::{self, RuntimeArgs, drive, watch_scope};
+use eddy_shared::runtime::{self, RuntimeArgs, controller_for, drive, watch_scope};
 use eddy_shared::ssa::cache::LiveCache;
 use futures::StreamExt;
-use kube::ResourceExt;
-use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
 
 /// The controller's name: its event reporter and default Lease name.
 pub const NAME: &str = "apply-controller";
@@ -115,14 +111,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     runtime::run(NAME, flags.runtime, move |ctx| async move {
         let (api, watch) = watch_scope::<Kustomization>(&ctx).await?;
-        let (store, writer) = reflector::store();
-        // Status writes do not trigger a reconcile; the generation, a reconcile request and the
-        // start of a deletion do.
-        let kustomizations = reflector::reflector(writer, watcher(api, watch))
-            .default_backoff()
-            .touched_objects()
-            .predicate_filter(trigger_key, Default::default());
-
+        let controller = controller_for(api, watch);
+        let store = controller.store();
         let (git_store, git_changes) = sources::watch::<GitRepository>(&ctx);
         let (oci_store, oci_changes) = sources::watch::<OCIRepository>(&ctx);
         let (trigger, triggered) = tokio::sync::mpsc::unbounded_channel();
@@ -143,7 +133,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             trigger,
         });
 
-        let controller = Controller::for_stream(kustomizations, store.clone())
+        let controller = controller
             .watches_stream(git_changes, sources::dependents(store.clone(), "GitRepository"))
             .watches_stream(oci_changes, sources::dependents(store.clone(), "OCIRepository"))
             .reconcile_on(tokio_stream_of(triggered));
@@ -159,16 +149,4 @@ fn tokio_stream_of<T: Send + 'static>(
     mut receiver: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
-}
-
-/// What decides that a change of a Kustomization is worth a reconcile: its generation, its
-/// reconcile request, and whether it is being deleted.
-fn trigger_key(ks: &Kustomization) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    ks.metadata.generation.hash(&mut hasher);
-    ks.annotations().get(RECONCILE_REQUESTED_AT).hash(&mut hasher);
-    ks.metadata.deletion_timestamp.is_some().hash(&mut hasher);
-    ks.finalizers().hash(&mut hasher);
-    Some(hasher.finish())
 }

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,7 +52,35 @@ where
     E: ControllerError,
 {
     let (api, watch) = watch_scope::<K>(&ctx).await?;
-    drive(ctx, Controller::new(api, watch), reconcile).await
+    drive(ctx, controller_for(api, watch), reconcile).await
+}
+
+/// A Controller of `K` that reconciles on what a user changes (the generation, a reconcile
+/// request, labels and annotations, the start of a deletion, finalizers) but not on status
+/// writes, so that a reconcile's own status write does not trigger another.
+pub fn controller_for<K>(api: Api<K>, watch: watcher::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let changes = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, watch))
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(trigger_key, Default::default());
+    Controller::for_stream(changes, store)
+}
+
+/// What of an object decides that a change is worth a reconcile (see [`controller_for`]).
+pub fn trigger_key<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = std::hash::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The Api and watch configuration of kind `K` within the runtime's scope (`--watch-namespace`,
