@@ -483,17 +483,7 @@ impl<'a> Run<'a> {
             Ok(message) => {
                 self.shared.applied.set(&self.key, record);
                 let was_ready = conditions::is_ready(&self.status.conditions, self.generation());
-                let generation = self.generation();
-                conditions::mark_ready(
-                    &mut self.status.conditions,
-                    reason::SUCCEEDED,
-                    format!("Applied revision: {revision}"),
-                    generation,
-                    Timestamp::now(),
-                );
-                if let Some(message) = message {
-                    self.set_healthy(Status::True, reason::SUCCEEDED, message);
-                }
+                self.mark_applied(&revision, message);
                 if !changes.is_empty() || !was_ready {
                     let text = if changes.is_empty() {
                         format!("Applied revision: {revision}")
@@ -783,6 +773,12 @@ impl<'a> Run<'a> {
         } else {
             self.wait_healthy(applier, &targets).await?
         };
+        self.mark_applied(revision, message);
+        Ok(())
+    }
+
+    /// Ready for `revision`, and Healthy with `health` when health was checked.
+    fn mark_applied(&mut self, revision: &str, health: Option<String>) {
         let generation = self.generation();
         conditions::mark_ready(
             &mut self.status.conditions,
@@ -791,10 +787,9 @@ impl<'a> Run<'a> {
             generation,
             Timestamp::now(),
         );
-        if let Some(message) = message {
-            self.set_healthy(Status::True, reason::SUCCEEDED, message);
+        if let Some(health) = health {
+            self.set_healthy(Status::True, reason::SUCCEEDED, health);
         }
-        Ok(())
     }
 
     /// What health decides Ready: every applied object with `wait`, else `healthChecks`.

@@ -89,6 +89,9 @@ impl Setup {
         let mut full = json!({
             "sourceRef": {"kind": "GitRepository", "name": "app"},
             "interval": "1m",
+            // A step that fails on a loaded machine (a health check that timed out) is retried
+            // soon, as a user would set it for a fast feedback loop.
+            "retryInterval": "5s",
             "timeout": "30s",
             "prune": true,
         });
