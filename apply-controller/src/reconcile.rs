@@ -98,21 +98,28 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>, shared: Arc<Sh
     let namespace = ks.namespace().unwrap_or_default();
     let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &namespace);
     let retry = Timing::of(&ks).retry;
-    finalizer::finalizer(&api, FINALIZER, ks, |event| async {
+    let outcome = finalizer::finalizer(&api, FINALIZER, ks, |event| async {
         match event {
             Event::Apply(ks) => Run::new(ks, &ctx, &shared).apply().await,
             Event::Cleanup(ks) => Run::new(ks, &ctx, &shared).cleanup().await,
         }
     })
-    .await
-    .map_err(|err| match err {
-        finalizer::Error::ApplyFailed(failure) | finalizer::Error::CleanupFailed(failure) => failure,
-        other => Failure {
+    .await;
+    match outcome {
+        Ok(action) => Ok(action),
+        // The object was read from the watch before its finalizer was added (a source turning
+        // Ready triggers the reconcile from that copy), so the patch's precondition fails. The
+        // watch event of the finalizer is on its way; look again shortly, not at retryInterval.
+        Err(finalizer::Error::AddFinalizer(kube::Error::Api(status))) if status.code == 422 || status.code == 409 => {
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+        Err(finalizer::Error::ApplyFailed(failure) | finalizer::Error::CleanupFailed(failure)) => Err(failure),
+        Err(other) => Err(Failure {
             reason: reason::FAILED,
             message: other.to_string(),
             retry,
-        },
-    })
+        }),
+    }
 }
 
 /// The intervals of a Kustomization.
