@@ -8,12 +8,12 @@ use eddy_shared::api::apply::{Kustomization, SourceKind};
 use eddy_shared::api::source::{GitRepository, OCIRepository};
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
-use eddy_shared::runtime::Context;
+use eddy_shared::runtime::{Context, scoped_api};
 use futures::Stream;
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 /// The source stores.
@@ -81,10 +81,7 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<K> = match &ctx.args.watch_namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api = scoped_api::<K>(ctx);
     let (store, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()

@@ -91,10 +91,7 @@ where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
 {
     let kind = K::kind(&()).into_owned();
-    let api: Api<K> = match &ctx.args.watch_namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
+    let api = scoped_api::<K>(ctx);
     let mut probe = ListParams::default().limit(1);
     let mut watch = watcher::Config::default();
     if let Some(selector) = &ctx.args.watch_label_selector {
@@ -109,6 +106,17 @@ where
     })?;
     tracing::info!(kind = %kind, namespace = ?ctx.args.watch_namespace, selector = ?ctx.args.watch_label_selector, "watching");
     Ok((api, watch))
+}
+
+/// The Api of kind `K` in the runtime's namespace scope (`--watch-namespace`, all when unset).
+pub fn scoped_api<K>(ctx: &Context) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match &ctx.args.watch_namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    }
 }
 
 /// Runs `controller` (built by the caller, e.g. with extra watches) with `reconcile`, the

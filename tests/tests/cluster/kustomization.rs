@@ -221,6 +221,14 @@ impl Setup {
     }
 }
 
+/// The ids of the Kustomization's inventory, `<namespace>_<name>_<group>_<kind>`.
+pub(crate) fn inventory_ids(ks: &Kustomization) -> Vec<String> {
+    let inventory = ks.status.as_ref().and_then(|s| s.inventory.as_ref());
+    inventory
+        .map(|i| i.entries.iter().map(|e| e.id.clone()).collect())
+        .unwrap_or_default()
+}
+
 fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(base), Value::Object(patch)) => {
@@ -280,15 +288,7 @@ async fn commits_create_update_and_prune_objects() {
     let labels = a.metadata.labels.unwrap();
     assert_eq!(labels["apply.eddy.dev/name"], "app");
     assert_eq!(labels["apply.eddy.dev/namespace"], setup.ns);
-    let inventory: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let inventory = inventory_ids(&ks);
     assert_eq!(
         inventory,
         [
@@ -313,15 +313,7 @@ async fn commits_create_update_and_prune_objects() {
         "b left the source and was pruned"
     );
     assert!(maps.get_opt("c").await.unwrap().is_some());
-    let inventory: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let inventory = inventory_ids(&ks);
     assert_eq!(
         inventory,
         [

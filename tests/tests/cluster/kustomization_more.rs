@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::kustomization::Setup;
+use super::kustomization::{Setup, inventory_ids};
 
 /// A manifest file's text: the object as JSON, which every YAML reader accepts.
 fn manifest(object: Value) -> String {
@@ -191,15 +191,7 @@ async fn crd_and_custom_resources_apply_in_one_revision() {
         let live = widgets.get(name).await.unwrap();
         assert_eq!(live.data["spec"]["size"], size, "{name}");
     }
-    let inventory: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let inventory = inventory_ids(&ks);
     assert!(
         inventory.contains(&format!("_{crd_name}_apiextensions.k8s.io_CustomResourceDefinition")),
         "{inventory:?}"
@@ -354,15 +346,7 @@ async fn a_delete_that_fails_keeps_the_object_in_the_inventory() {
     let maps: Api<ConfigMap> = namespaced(&setup);
     assert!(maps.get_opt("b").await.unwrap().is_some());
     let ks = setup.kustomizations().get("app").await.unwrap();
-    let ids: Vec<String> = ks
-        .status
-        .unwrap()
-        .inventory
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = inventory_ids(&ks);
     assert!(
         ids.contains(&format!("{}_b__ConfigMap", setup.ns)),
         "b stays in the inventory: {ids:?}"
