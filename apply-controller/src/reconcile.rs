@@ -717,18 +717,16 @@ impl<'a> Run<'a> {
                 .iter()
                 .find(|o| ObjectRef::from_object(o).is_ok_and(|r| same_object(&r, object)));
             let Some(desired) = desired else { continue };
-            let live = self.shared.live.lookup(object);
-            if matches!(live, Lookup::Absent) {
-                reports.push(DriftReport {
+            // The cluster, not the cache, says whether the object is gone: a cache that has not
+            // yet seen a just-created object would report it deleted.
+            match applier.diff(desired.clone(), &options).await {
+                Ok(drift) if !drift.exists && !drift.skipped => reports.push(DriftReport {
                     object: object.to_string(),
                     fields: vec![String::new()],
                     managers: Vec::new(),
                     corrected,
                     detected_at: now.clone(),
-                });
-                continue;
-            }
-            match applier.diff(desired.clone(), &options).await {
+                }),
                 Ok(drift) if drift.is_drifted() => {
                     let value = serde_json::to_value(desired).unwrap_or_default();
                     let mut report = drift.to_report(corrected, now.clone());
