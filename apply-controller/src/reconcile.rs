@@ -14,9 +14,9 @@
 //! `status.drift`, naming fields and the managers that changed them) and, unless the
 //! Kustomization only reports drift, corrected.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use eddy_shared::api::apply::{
@@ -27,9 +27,9 @@ use eddy_shared::events::Report;
 use eddy_shared::inventory::{self, ObjectRef};
 use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
 use eddy_shared::runtime::{Context, ControllerError, write_status};
-use eddy_shared::ssa::cache::Lookup;
+use eddy_shared::ssa::cache::{Fingerprint, Lookup};
 use eddy_shared::ssa::{Action as Change, Applier, ApplyOptions, ChangeSet, Owner, PruneOptions};
-use eddy_shared::status::{State, WaitOptions};
+use eddy_shared::status::{Health, State, WaitOptions};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -142,6 +142,23 @@ impl Timing {
     }
 }
 
+/// How long a reconcile that applies a new revision runs before its status says so (Reconciling,
+/// lastAttemptedRevision). Most applies finish sooner and write their status once, at the end;
+/// a long apply or health wait shows its progress.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+
+/// Writes the status of a reconcile in progress; a failure is only logged, the final write
+/// follows anyway.
+async fn write_progress(ctx: &Context, ks: &Kustomization, status: &KustomizationStatus) {
+    let written = match serde_json::to_value(status) {
+        Ok(value) => write_status(ctx, ks, value).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = written {
+        tracing::warn!(error = %error, "writing the progress status failed");
+    }
+}
+
 /// One reconcile: the object, its status as it is being rewritten, and what it needs.
 struct Run<'a> {
     ks: Arc<Kustomization>,
@@ -152,6 +169,8 @@ struct Run<'a> {
     name: String,
     timing: Timing,
     status: KustomizationStatus,
+    /// The status to show if the apply takes long (see [`PROGRESS_AFTER`]).
+    progress: Arc<Mutex<Option<KustomizationStatus>>>,
 }
 
 /// How a step ended when it did not succeed.
@@ -160,6 +179,8 @@ struct Stop {
     message: String,
     /// A wait (source, dependency): requeued, not an error.
     waiting: bool,
+    /// A wait a new Kustomization need not show yet (see [`Run::shows_wait`]).
+    quiet: bool,
 }
 
 impl Stop {
@@ -168,6 +189,7 @@ impl Stop {
             reason,
             message: message.into(),
             waiting: false,
+            quiet: false,
         }
     }
 
@@ -176,6 +198,15 @@ impl Stop {
             reason,
             message: message.into(),
             waiting: true,
+            quiet: false,
+        }
+    }
+
+    /// A wait for a source whose first fetch is under way.
+    fn pending(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            quiet: true,
+            ..Self::waiting(reason, message)
         }
     }
 }
@@ -188,6 +219,7 @@ impl<'a> Run<'a> {
             key: format!("{namespace}/{name}"),
             timing: Timing::of(&ks),
             status: ks.status.clone().unwrap_or_default(),
+            progress: Arc::default(),
             ks,
             ctx,
             shared,
@@ -228,7 +260,32 @@ impl<'a> Run<'a> {
             self.write().await?;
             return Ok(Action::await_change());
         }
-        let outcome = match tokio::time::timeout(self.timing.timeout, self.pipeline()).await {
+        let (ctx, ks, progress) = (self.ctx, self.ks.clone(), self.progress.clone());
+        let timeout = self.timing.timeout;
+        let outcome = {
+            let pipeline = tokio::time::timeout(timeout, self.pipeline());
+            tokio::pin!(pipeline);
+            let show_progress = tokio::time::sleep(PROGRESS_AFTER);
+            tokio::pin!(show_progress);
+            let mut shown = false;
+            loop {
+                tokio::select! {
+                    outcome = &mut pipeline => break outcome,
+                    () = &mut show_progress, if !shown => {
+                        let status = progress.lock().unwrap_or_else(PoisonError::into_inner).take();
+                        match status {
+                            Some(status) => {
+                                shown = true;
+                                write_progress(ctx, &ks, &status).await;
+                            }
+                            // Not applying yet (reading variables): look again shortly.
+                            None => show_progress.as_mut().reset(tokio::time::Instant::now() + PROGRESS_AFTER / 4),
+                        }
+                    }
+                }
+            }
+        };
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(_) => Err(Stop::failed(
                 reasons::TIMEOUT,
@@ -243,6 +300,12 @@ impl<'a> Run<'a> {
             Ok(()) => {
                 self.write().await?;
                 Ok(Action::requeue(self.timing.interval))
+            }
+            Err(stop) if stop.waiting && !self.shows_wait(&stop) => {
+                // Triggered again when the source gets its artifact; looked at again after
+                // --requeue-dependency otherwise, when the wait is shown.
+                tracing::debug!(reason = stop.reason, message = %stop.message, "waiting, not shown yet");
+                Ok(Action::requeue(self.shared.args.requeue_dependency))
             }
             Err(stop) if stop.waiting => {
                 let changed = self.mark_waiting(&stop);
@@ -262,6 +325,24 @@ impl<'a> Run<'a> {
                 })
             }
         }
+    }
+
+    /// Whether a wait is written to the status now. A Kustomization created together with its
+    /// source would otherwise show SourceNotReady for the moment of the source's first fetch and
+    /// cost a status write: one without status, younger than `--requeue-dependency`, waiting
+    /// for a source its controller has not reported on yet, shows nothing until it is older.
+    fn shows_wait(&self, stop: &Stop) -> bool {
+        if !stop.quiet || self.ks.status.is_some() {
+            return true;
+        }
+        let created = self.ks.meta().creation_timestamp.as_ref().map(|t| t.0);
+        let young = created.is_some_and(|created| {
+            Timestamp::now()
+                .duration_since(created)
+                .try_into()
+                .is_ok_and(|age: Duration| age < self.shared.args.requeue_dependency)
+        });
+        !young
     }
 
     /// observedGeneration and the handled reconcile request.
@@ -375,7 +456,7 @@ impl<'a> Run<'a> {
                 Timestamp::now(),
             );
             self.status.last_attempted_revision = Some(revision.clone());
-            self.write().await.map_err(|f| Stop::failed(f.reason, f.message))?;
+            *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.status.clone());
         }
         self.status.last_attempted_revision = Some(revision.clone());
 
@@ -540,6 +621,7 @@ impl<'a> Run<'a> {
             {
                 SourceState::Ready(artifact) => artifact,
                 SourceState::Waiting(message) => return Err(Stop::waiting(reasons::SOURCE_NOT_READY, message)),
+                SourceState::Pending(message) => return Err(Stop::pending(reasons::SOURCE_NOT_READY, message)),
             };
         for dependency in &spec.depends_on {
             let namespace = dependency.namespace.clone().unwrap_or_else(|| self.namespace.clone());
@@ -776,7 +858,12 @@ impl<'a> Run<'a> {
         } else if all_current {
             Some(format!("{} healthy", count(targets.len())))
         } else {
-            self.wait_healthy(applier, &targets).await?
+            let applied = previous
+                .objects
+                .iter()
+                .map(|(object, fingerprint)| (object.clone(), (*fingerprint, None)))
+                .collect();
+            self.wait_healthy(applier, &targets, &applied).await?
         };
         self.mark_applied(revision, message);
         Ok(())
@@ -818,26 +905,43 @@ impl<'a> Run<'a> {
     }
 
     async fn check_health(&mut self, applier: &Applier, change_set: &ChangeSet) -> Result<Option<String>, Stop> {
-        let applied = change_set
-            .entries
-            .iter()
-            .filter(|e| e.action != Change::Skipped)
-            .map(|e| e.object.clone())
-            .collect();
-        let targets = self.health_targets(applied);
+        let entries = change_set.entries.iter().filter(|e| e.action != Change::Skipped);
+        let targets = self.health_targets(entries.clone().map(|e| e.object.clone()).collect());
         if targets.is_empty() {
             return Ok(None);
         }
-        self.wait_healthy(applier, &targets).await
+        let applied = entries
+            .filter_map(|e| Some((e.object.clone(), (e.fingerprint?, e.health.clone()))))
+            .collect();
+        self.wait_healthy(applier, &targets, &applied).await
     }
 
-    async fn wait_healthy(&mut self, applier: &Applier, targets: &[ObjectRef]) -> Result<Option<String>, Stop> {
+    /// Waits for `targets` to be healthy. Objects in `applied` (with the fingerprint their last
+    /// apply left and, when known, their health in its response) are answered by the response
+    /// or the live cache, without a request, whenever they can be; the others are read.
+    async fn wait_healthy(
+        &mut self,
+        applier: &Applier,
+        targets: &[ObjectRef],
+        applied: &HashMap<ObjectRef, (Fingerprint, Option<Health>)>,
+    ) -> Result<Option<String>, Stop> {
         let options = WaitOptions {
             timeout: self.timing.timeout,
             interval: Duration::from_secs(1),
             fail_fast: true,
         };
-        match applier.wait(targets, &options).await {
+        let live = &self.shared.live;
+        let observed = |object: &ObjectRef| -> Option<Health> {
+            let (fingerprint, response) = applied.get(object)?;
+            match response {
+                Some(health) if health.state == State::Current => Some(health.clone()),
+                _ => live.health_since(object, *fingerprint),
+            }
+        };
+        match applier
+            .wait_observed(targets, &options, &observed, Some(live.changes()))
+            .await
+        {
             Ok(_) => Ok(Some(format!("{} healthy", count(targets.len())))),
             Err(err) => {
                 let message = format!("Kustomization/{}: {err}", self.key);

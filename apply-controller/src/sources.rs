@@ -31,6 +31,9 @@ pub enum SourceState {
     Ready(Artifact),
     /// Not there, not ready, or without an artifact; the message says which.
     Waiting(String),
+    /// There, but its controller has not reported on it yet (no Ready condition): its first
+    /// fetch is probably under way.
+    Pending(String),
 }
 
 impl Sources {
@@ -59,13 +62,15 @@ impl Sources {
             // An artifact that is there is used even while the source fails to fetch a newer
             // one: the last good revision stays applied.
             Some(artifact) => SourceState::Ready(artifact),
-            _ => {
-                let why = conditions::get(&conditions, READY)
-                    .map(|c| c.message.clone())
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| "it has no artifact yet".into());
-                SourceState::Waiting(format!("source {subject} is not ready: {why}"))
-            }
+            _ => match conditions::get(&conditions, READY) {
+                None => SourceState::Pending(format!("source {subject} is not ready: it has no artifact yet")),
+                Some(ready) => {
+                    let why = Some(ready.message.clone())
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| "it has no artifact yet".into());
+                    SourceState::Waiting(format!("source {subject} is not ready: {why}"))
+                }
+            },
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use crate::inventory::ObjectRef;
@@ -54,14 +55,16 @@ pub struct Health {
 }
 
 impl Health {
-    fn current(message: impl Into<String>) -> Self {
+    /// Current, with a message.
+    pub fn current(message: impl Into<String>) -> Self {
         Self {
             state: State::Current,
             message: message.into(),
         }
     }
 
-    fn in_progress(message: impl Into<String>) -> Self {
+    /// InProgress, with a message.
+    pub fn in_progress(message: impl Into<String>) -> Self {
         Self {
             state: State::InProgress,
             message: message.into(),
@@ -490,41 +493,100 @@ pub async fn wait(
     objects: &[ObjectRef],
     options: &WaitOptions,
 ) -> Result<Vec<ObjectHealth>, WaitError> {
+    wait_observed(resolver, objects, options, &|_: &ObjectRef| None, None).await
+}
+
+/// [`wait`], reading health from `observed` where it answers (a watch cache) and from the API
+/// server where it says `None`. While every object still waited for is answered by `observed`,
+/// a round starts as soon as `changes` is marked (or after `options.interval`), not on a timer
+/// alone. An object `observed` reported unhealthy is read from the API server once more before
+/// the wait fails, so the error states what the cluster says, not what a lagging cache saw.
+pub async fn wait_observed(
+    resolver: &Resolver,
+    objects: &[ObjectRef],
+    options: &WaitOptions,
+    observed: &(dyn Fn(&ObjectRef) -> Option<Health> + Sync),
+    mut changes: Option<watch::Receiver<()>>,
+) -> Result<Vec<ObjectHealth>, WaitError> {
     let deadline = Instant::now() + options.timeout;
     let mut last: BTreeMap<ObjectRef, Health> = BTreeMap::new();
     loop {
+        if let Some(changes) = &mut changes {
+            changes.mark_unchanged();
+        }
+        let mut polled = false;
         for object in objects {
             if last.get(object).is_some_and(|h| h.state == State::Current) {
                 continue;
             }
-            let health = health_of(resolver, object).await;
+            let health = match observed(object) {
+                Some(health) => health,
+                None => {
+                    polled = true;
+                    health_of(resolver, object).await
+                }
+            };
             last.insert(object.clone(), health);
         }
-        let report: Vec<ObjectHealth> = objects
-            .iter()
-            .map(|object| ObjectHealth {
-                object: object.clone(),
-                health: last[object].clone(),
-            })
-            .collect();
-        let not_current: Vec<ObjectHealth> = report
-            .iter()
-            .filter(|o| o.health.state != State::Current)
-            .cloned()
-            .collect();
-        if not_current.is_empty() {
-            return Ok(report);
+        let not_current = |last: &BTreeMap<ObjectRef, Health>| -> Vec<ObjectHealth> {
+            objects
+                .iter()
+                .filter(|object| last[*object].state != State::Current)
+                .map(|object| ObjectHealth {
+                    object: object.clone(),
+                    health: last[object].clone(),
+                })
+                .collect()
+        };
+        let pending = not_current(&last);
+        if pending.is_empty() {
+            return Ok(objects
+                .iter()
+                .map(|object| ObjectHealth {
+                    object: object.clone(),
+                    health: last[object].clone(),
+                })
+                .collect());
         }
-        if options.fail_fast && not_current.iter().all(|o| o.health.state == State::Failed) {
-            return Err(WaitError::Failed { failed: not_current });
+        let settled = pending.iter().all(|o| o.health.state == State::Failed);
+        let out_of_time = Instant::now() + options.interval > deadline;
+        if (options.fail_fast && settled) || out_of_time {
+            // The verdict is the cluster's: what the cache reported is read once more.
+            for object in &pending {
+                if observed(&object.object).is_some() {
+                    last.insert(object.object.clone(), health_of(resolver, &object.object).await);
+                }
+            }
+            let pending = not_current(&last);
+            if pending.is_empty() {
+                continue;
+            }
+            if options.fail_fast && pending.iter().all(|o| o.health.state == State::Failed) {
+                return Err(WaitError::Failed { failed: pending });
+            }
+            if out_of_time {
+                return Err(WaitError::Timeout {
+                    timeout: options.timeout,
+                    unhealthy: pending,
+                });
+            }
         }
-        if Instant::now() + options.interval > deadline {
-            return Err(WaitError::Timeout {
-                timeout: options.timeout,
-                unhealthy: not_current,
-            });
+        let closed = match &mut changes {
+            Some(changes) if !polled => {
+                matches!(
+                    tokio::time::timeout(options.interval, changes.changed()).await,
+                    Ok(Err(_))
+                )
+            }
+            _ => {
+                tokio::time::sleep(options.interval).await;
+                false
+            }
+        };
+        if closed {
+            // The cache is gone: poll on the timer from now on.
+            changes = None;
         }
-        tokio::time::sleep(options.interval).await;
     }
 }
 

@@ -32,9 +32,15 @@ pub type Fingerprint = u64;
 /// The fingerprint of the fields `manager` owns on `object` through server-side apply, e.g. of
 /// the object an apply returned, to compare with [`LiveEntry::fingerprint`] later.
 pub fn fingerprint(object: &DynamicObject, manager: &str) -> Fingerprint {
+    summarize_applied(object, manager).0
+}
+
+/// The fingerprint of the fields `manager` owns on `object` and the object's health, from one
+/// serialization: what an apply response says of the object it left.
+pub fn summarize_applied(object: &DynamicObject, manager: &str) -> (Fingerprint, Health) {
     let entries = object.metadata.managed_fields.as_deref().unwrap_or_default();
     let live = serde_json::to_value(object).unwrap_or_default();
-    fingerprint_of(&live, entries, manager)
+    (fingerprint_of(&live, entries, manager), status::assess(&live))
 }
 
 fn fingerprint_of(live: &Value, entries: &[ManagedFieldsEntry], manager: &str) -> Fingerprint {
@@ -123,6 +129,8 @@ struct Shared {
     kinds: RwLock<HashMap<GroupVersionKind, Kind>>,
     /// Signalled whenever a kind's phase changes.
     phases: watch::Sender<()>,
+    /// Signalled whenever an entry changes (and with every phase change).
+    changes: watch::Sender<()>,
 }
 
 impl Shared {
@@ -130,6 +138,7 @@ impl Shared {
         Self {
             kinds: RwLock::new(HashMap::new()),
             phases: watch::Sender::new(()),
+            changes: watch::Sender::new(()),
         }
     }
 
@@ -195,9 +204,17 @@ impl Shared {
             Change::ListStarted => kind.relist = Some(Objects::default()),
             Change::Put(key, entry) => match &mut kind.relist {
                 Some(relist) => relist.insert(key, entry),
-                None => kind.objects.insert(key, entry),
+                None => {
+                    kind.objects.insert(key, entry);
+                    drop(kinds);
+                    self.changes.send_replace(());
+                }
             },
-            Change::Remove(key) => kind.objects.remove(key),
+            Change::Remove(key) => {
+                kind.objects.remove(key);
+                drop(kinds);
+                self.changes.send_replace(());
+            }
             Change::ListDone => {
                 // Objects not listed again were deleted meanwhile: the new list replaces the old.
                 if let Some(relist) = kind.relist.take() {
@@ -208,6 +225,7 @@ impl Shared {
                 tracing::debug!(kind = %kind_name(gvk), objects = kind.objects.len(), "live cache synced");
                 drop(kinds);
                 self.phases.send_replace(());
+                self.changes.send_replace(());
                 return true;
             }
         }
@@ -234,6 +252,7 @@ impl Shared {
         }
         drop(kinds);
         self.phases.send_replace(());
+        self.changes.send_replace(());
     }
 }
 
@@ -327,6 +346,23 @@ impl LiveCache {
         self.shared.lookup(object)
     }
 
+    /// The health of an object that an apply left with `fingerprint`, as the cache last saw it:
+    /// `None` when the cache cannot answer ([`Lookup::Unknown`]), InProgress while the watch
+    /// has not yet delivered the object as that apply left it (absent, or an older version).
+    pub fn health_since(&self, object: &ObjectRef, fingerprint: Fingerprint) -> Option<Health> {
+        match self.lookup(object) {
+            Lookup::Unknown => None,
+            Lookup::Present(entry) if entry.fingerprint == fingerprint => Some(entry.health),
+            Lookup::Present(_) | Lookup::Absent => Some(Health::in_progress("applied; not yet seen by the watch")),
+        }
+    }
+
+    /// A receiver that is marked changed whenever an entry or a phase changes, for waiting on
+    /// the cache instead of polling it.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.shared.changes.subscribe()
+    }
+
     /// Whether lookups of `gvk` are answered from the cache now.
     pub fn synced(&self, gvk: &GroupVersionKind) -> bool {
         self.shared.phase(gvk) == Some(Phase::Synced)
@@ -355,6 +391,7 @@ impl LiveCache {
         self.cancel.cancel();
         self.shared.write().clear();
         self.shared.phases.send_replace(());
+        self.shared.changes.send_replace(());
     }
 }
 

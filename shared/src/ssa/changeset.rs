@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::inventory::ObjectRef;
+use crate::status::Health;
 
 /// What a verb did to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,15 +44,18 @@ pub struct ChangeSetEntry {
     /// The fingerprint of the fields the engine owns in the object as the apply left it (see
     /// [`super::cache::fingerprint`]); `None` when nothing was applied.
     pub fingerprint: Option<u64>,
+    /// The object's health in the apply's response; `None` when nothing was applied.
+    pub health: Option<Health>,
 }
 
 impl ChangeSetEntry {
-    /// An entry without a fingerprint.
+    /// An entry without a fingerprint or health.
     pub fn new(object: ObjectRef, action: Action) -> Self {
         Self {
             object,
             action,
             fingerprint: None,
+            health: None,
         }
     }
 }

@@ -346,8 +346,10 @@ impl Applier {
                     }
                     let recreated = self.recreate(&api, &object, &desired, &params, options).await?;
                     tracing::info!(object = %object, fields = ?fields, "recreated to change immutable fields");
+                    let (fingerprint, health) = cache::summarize_applied(&recreated, &self.field_manager);
                     return Ok(ChangeSetEntry {
-                        fingerprint: Some(cache::fingerprint(&recreated, &self.field_manager)),
+                        fingerprint: Some(fingerprint),
+                        health: Some(health),
                         ..entry(Action::Created)
                     });
                 }
@@ -360,8 +362,10 @@ impl Applier {
             Some(_) => Action::Configured,
         };
         tracing::debug!(object = %object, action = action.as_str(), "applied");
+        let (fingerprint, health) = cache::summarize_applied(&applied, &self.field_manager);
         Ok(ChangeSetEntry {
-            fingerprint: Some(cache::fingerprint(&applied, &self.field_manager)),
+            fingerprint: Some(fingerprint),
+            health: Some(health),
             ..entry(action)
         })
     }
@@ -540,6 +544,18 @@ impl Applier {
     /// Waits until `objects` are healthy (see [`status::wait`]).
     pub async fn wait(&self, objects: &[ObjectRef], options: &WaitOptions) -> Result<Vec<ObjectHealth>, WaitError> {
         status::wait(&self.resolver, objects, options).await
+    }
+
+    /// Waits until `objects` are healthy, reading health from `observed` where it answers (see
+    /// [`status::wait_observed`]).
+    pub async fn wait_observed(
+        &self,
+        objects: &[ObjectRef],
+        options: &WaitOptions,
+        observed: &(dyn Fn(&ObjectRef) -> Option<status::Health> + Sync),
+        changes: Option<tokio::sync::watch::Receiver<()>>,
+    ) -> Result<Vec<ObjectHealth>, WaitError> {
+        status::wait_observed(&self.resolver, objects, options, observed, changes).await
     }
 }
 

@@ -467,6 +467,17 @@ spec:
     let services: Api<Service> = Api::namespaced(setup.client.clone(), &setup.ns);
     assert!(services.get_opt("web").await.unwrap().is_some());
 
+    // A health wait longer than a moment shows in the status while it lasts.
+    let api = setup.kustomizations();
+    let progress = setup
+        .within(Duration::from_secs(30), "bad to show its apply in progress", || async {
+            let ks = api.get("bad").await.ok()?;
+            let status = ks.status?;
+            let reconciling = conditions::get(&status.conditions, "Reconciling")?.clone();
+            (reconciling.status == "True" && status.last_attempted_revision.is_some()).then_some(reconciling.message)
+        })
+        .await;
+    assert!(progress.starts_with("applying revision main@sha1:"), "{progress}");
     let message = setup.failed("bad", "HealthCheckFailed").await;
     assert!(message.contains(&format!("Deployment/{}/stuck", setup.ns)), "{message}");
     assert!(
