@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use eddy_shared::artifact::DigestWriter;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
@@ -42,10 +43,15 @@ pub enum CredentialsError {
     },
 }
 
+/// The keys of a Secret that credentials are built from.
+const SECRET_KEYS: [&str; 5] = ["username", "password", "bearerToken", "identity", "known_hosts"];
+
 /// Credentials and the temporary files backing them.
 pub struct LoadedCredentials {
     /// What the Git layer uses.
     pub credentials: Credentials,
+    /// Tells apart credentials built from different secret material.
+    pub fingerprint: Fingerprint,
     _files: Option<tempfile::TempDir>,
 }
 
@@ -54,8 +60,36 @@ impl LoadedCredentials {
     pub fn none() -> Self {
         Self {
             credentials: Credentials::default(),
+            fingerprint: Fingerprint::of(|_| None),
             _files: None,
         }
+    }
+}
+
+/// A SHA-256 of the secret material credentials were built from: equal for equal material,
+/// whichever Secret held it, and different for no credentials. It lives in memory only and has
+/// neither `Debug` nor `Display`, so that it cannot reach a log or a status.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of the values `value` gives for [`SECRET_KEYS`].
+    fn of<'a>(value: impl Fn(&str) -> Option<&'a [u8]>) -> Self {
+        // Length-prefixed, so that no two sets of values make the same input.
+        let mut input = Vec::new();
+        for key in SECRET_KEYS {
+            match value(key) {
+                Some(bytes) => {
+                    input.push(1);
+                    input.extend((bytes.len() as u64).to_le_bytes());
+                    input.extend_from_slice(bytes);
+                }
+                None => input.push(0),
+            }
+        }
+        let mut hasher = DigestWriter::new(std::io::sink());
+        hasher.write_all(&input).expect("a sink takes everything");
+        Self(hasher.finish().0)
     }
 }
 
@@ -120,6 +154,7 @@ pub async fn load(client: &Client, namespace: &str, name: &str) -> Result<Loaded
     }
     Ok(LoadedCredentials {
         credentials,
+        fingerprint: Fingerprint::of(|key| data.get(key).map(|v| v.0.as_slice())),
         _files: files,
     })
 }
@@ -137,4 +172,28 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         file.write_all(b"\n")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fingerprint(material: &[(&str, &[u8])]) -> Fingerprint {
+        Fingerprint::of(|key| material.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+    }
+
+    #[test]
+    fn fingerprints_tell_apart_secret_material_and_nothing_else() {
+        let basic = fingerprint(&[("username", b"git"), ("password", b"s3cret")]);
+        assert!(basic == fingerprint(&[("username", b"git"), ("password", b"s3cret"), ("unused", b"x")]));
+        assert!(basic != fingerprint(&[("username", b"git"), ("password", b"other")]));
+        // The same bytes under other keys, or split differently, are other material.
+        assert!(basic != fingerprint(&[("username", b"gits3cret"), ("password", b"")]));
+        assert!(basic != fingerprint(&[("bearerToken", b"git"), ("password", b"s3cret")]));
+        assert!(basic != LoadedCredentials::none().fingerprint);
+        assert!(
+            fingerprint(&[("identity", b"key"), ("known_hosts", b"host a")])
+                != fingerprint(&[("identity", b"key"), ("known_hosts", b"host b")])
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! artifacts.
 //!
 //! GitRepository objects are reconciled by [`gitrepository`], OCIRepository objects by
-//! [`ocirepository`], with what they share in [`reconcile`]. Artifacts are written to
+//! [`ocirepository`], with what they share in [`reconcile`]. GitRepositories on the same remote
+//! share resolves and artifacts through [`shared_fetch`]. Artifacts are written to
 //! `--storage-path` and served on `--storage-addr` while this instance leads.
 
 pub mod credentials;
@@ -10,6 +11,10 @@ pub mod git;
 pub mod gitrepository;
 pub mod ocirepository;
 pub mod reconcile;
+pub mod shared_fetch;
+pub mod single_flight;
+#[cfg(test)]
+mod test_remote;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use anyhow::Context as _;
 use eddy_shared::api::source::{GitRepository, OCIRepository};
 use eddy_shared::artifact::{self, ArtifactStore};
 use eddy_shared::runtime::{self, RuntimeArgs, run_controller};
+use shared_fetch::SharedFetches;
 
 /// The controller's name: its field manager, event reporter and default Lease name.
 pub const NAME: &str = "source-controller";
@@ -64,6 +70,8 @@ pub struct Sources {
     pub store: ArtifactStore,
     /// Artifacts kept per object.
     pub retention: usize,
+    /// The Git resolves and builds under way, and the artifacts stored recently, by content.
+    pub shared_fetches: SharedFetches,
 }
 
 /// Runs the controller until a shutdown signal.
@@ -74,6 +82,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let sources = Arc::new(Sources {
         store: ArtifactStore::new(&storage.storage_path, &storage.storage_adv_addr),
         retention: storage.artifact_retention_records as usize,
+        shared_fetches: SharedFetches::default(),
     });
     runtime::run(NAME, flags.runtime, move |ctx| async move {
         let listener = tokio::net::TcpListener::bind(storage.storage_addr)

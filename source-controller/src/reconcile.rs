@@ -59,6 +59,10 @@ pub enum SourceError {
     /// A Kubernetes API call failed.
     #[error("{0}")]
     Kube(String),
+    /// The failure of a fetch another reconcile ran on this one's behalf (see
+    /// [`crate::shared_fetch`]); it reads and reports as the original.
+    #[error(transparent)]
+    Shared(Arc<SourceError>),
 }
 
 impl SourceError {
@@ -71,6 +75,7 @@ impl SourceError {
             SourceError::Timeout { .. } => "FetchTimeout",
             SourceError::Storage(_) => "StorageOperationFailed",
             SourceError::Kube(_) => "ReconciliationFailed",
+            SourceError::Shared(err) => err.reason(),
         }
     }
 }
@@ -314,19 +319,28 @@ where
     }
 }
 
-/// Runs `work` on the blocking pool within `timeout`; on timeout `on_timeout` is called (to
-/// interrupt the work) and the timeout error returned.
-pub async fn blocking_within<T: Send + 'static>(
+/// Awaits `work` within `timeout`; on timeout `work` is dropped, `on_timeout` is called (to
+/// interrupt what it started on the blocking pool) and the timeout error returned.
+pub async fn within<T>(
     timeout: Duration,
     timed_out: impl FnOnce() -> SourceError,
     on_timeout: impl FnOnce(),
-    work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
+    work: impl Future<Output = Result<T, SourceError>>,
 ) -> Result<T, SourceError> {
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(work)).await {
-        Ok(joined) => joined.map_err(|e| SourceError::Storage(e.to_string()))?,
+    match tokio::time::timeout(timeout, work).await {
+        Ok(outcome) => outcome,
         Err(_) => {
             on_timeout();
             Err(timed_out())
         }
     }
+}
+
+/// Runs `work` on the blocking pool.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
+) -> Result<T, SourceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SourceError::Storage(e.to_string()))?
 }
