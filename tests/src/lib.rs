@@ -2,8 +2,8 @@
 //! `tests/cluster/up.sh` starts, throwaway namespaces, CRD installation, and controller binaries
 //! run as child processes that are always stopped, even when a test fails.
 
+pub mod apiserver;
 pub mod git;
-pub mod proxy;
 pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
