@@ -54,7 +54,8 @@ pub struct ApplyArgs {
     #[arg(long, env = "EDDY_NO_CROSS_NAMESPACE_REFS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub no_cross_namespace_refs: bool,
 
-    /// Refuse remote bases (URLs in `resources`). Only `true` is supported so far.
+    /// Refuse remote bases (Git URLs in `resources`). With `false`, each is cloned (shallow, at
+    /// its `?ref=`, no credentials) while rendering, within the Kustomization's timeout.
     #[arg(long, env = "EDDY_NO_REMOTE_BASES", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub no_remote_bases: bool,
 
@@ -104,11 +105,6 @@ pub struct Shared {
 /// Runs the controller until a shutdown signal.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let args = flags.apply;
-    if !args.no_remote_bases {
-        anyhow::bail!(
-            "--no-remote-bases=false: remote bases are not supported yet; vendor the base into the source instead"
-        );
-    }
     runtime::run(NAME, flags.runtime, move |ctx| async move {
         let (api, watch) = watch_scope::<Kustomization>(&ctx).await?;
         let controller = controller_for(api, watch);

@@ -465,7 +465,10 @@ impl<'a> Run<'a> {
             &artifact,
             &self.ks.spec,
             variables,
-            self.shared.args.max_artifact_size,
+            render::Reach {
+                max_artifact_size: self.shared.args.max_artifact_size,
+                remote_bases: (!self.shared.args.no_remote_bases).then_some(self.timing.timeout.as_secs()),
+            },
         )
         .await
         .map_err(|e: RenderError| Stop::failed(e.reason(), format!("Kustomization/{}: {e}", self.key)))?;

@@ -4,11 +4,13 @@
 //! overlay fields, stamp `commonMetadata`, and substitute `postBuild` variables.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use eddy_shared::api::apply::{KustomizationSpec, ObjectSelector};
 use eddy_shared::artifact::{self, FetchError};
 use eddy_shared::kustomize::{self, Overlay, OverlayImage, OverlayPatch};
 use eddy_shared::meta::Artifact;
+use eddy_shared::remote_base::GitRemoteBases;
 use serde_json::Value;
 
 use crate::substitute::{self, Variables};
@@ -53,17 +55,26 @@ impl RenderError {
     }
 }
 
+/// How a render may reach beyond the artifact.
+#[derive(Clone, Copy, Debug)]
+pub struct Reach {
+    /// Largest artifact downloaded, in bytes.
+    pub max_artifact_size: u64,
+    /// Remote bases are cloned, each Git operation within this many seconds; refused when `None`.
+    pub remote_bases: Option<u64>,
+}
+
 /// Downloads, verifies and renders `artifact` as `spec` says.
 pub async fn render(
     http: &reqwest::Client,
     artifact: &Artifact,
     spec: &KustomizationSpec,
     variables: Option<Variables>,
-    max_artifact_size: u64,
+    reach: Reach,
 ) -> Result<Vec<Value>, RenderError> {
-    let file = artifact::fetch(http, artifact, max_artifact_size).await?;
+    let file = artifact::fetch(http, artifact, reach.max_artifact_size).await?;
     let spec = spec.clone();
-    tokio::task::spawn_blocking(move || build(file, &spec, variables.as_ref(), max_artifact_size))
+    tokio::task::spawn_blocking(move || build(file, &spec, variables.as_ref(), reach))
         .await
         .map_err(|e| RenderError::Unpack(format!("the render task failed: {e}")))?
 }
@@ -72,8 +83,9 @@ fn build(
     file: std::fs::File,
     spec: &KustomizationSpec,
     variables: Option<&Variables>,
-    max_artifact_size: u64,
+    reach: Reach,
 ) -> Result<Vec<Value>, RenderError> {
+    let max_artifact_size = reach.max_artifact_size;
     let dir = tempfile::tempdir().map_err(|e| RenderError::Unpack(e.to_string()))?;
     let limits = artifact::Limits {
         max_bytes: max_artifact_size.saturating_mul(8),
@@ -91,6 +103,9 @@ fn build(
         root: Some(root),
         implicit_kustomization: true,
         overlay: Some(overlay(spec)),
+        remote: reach
+            .remote_bases
+            .map(|timeout| Arc::new(GitRemoteBases::new(timeout)) as Arc<dyn kustomize::RemoteLoader>),
         ..Default::default()
     };
     let resources = kustomize::build(&target, &options).map_err(|e| RenderError::Build {

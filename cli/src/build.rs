@@ -3,9 +3,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use eddy_shared::kustomize::{self, Options};
+use eddy_shared::remote_base::GitRemoteBases;
 
 #[derive(Args, Debug)]
 pub struct Build {
@@ -16,6 +18,10 @@ pub struct Build {
     /// DIR itself outside one.
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Clone remote bases (Git URLs in `resources`, shallow, at their `?ref=`) instead of
+    /// refusing them.
+    #[arg(long)]
+    allow_remote_bases: bool,
 }
 
 impl Build {
@@ -23,6 +29,9 @@ impl Build {
         let root = self.root.clone().unwrap_or_else(|| default_root(&self.dir));
         let options = Options {
             root: Some(root),
+            remote: self
+                .allow_remote_bases
+                .then(|| Arc::new(GitRemoteBases::new(60)) as Arc<dyn kustomize::RemoteLoader>),
             ..Options::default()
         };
         match kustomize::render(&self.dir, &options) {

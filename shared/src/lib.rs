@@ -6,11 +6,13 @@ pub mod api;
 pub mod artifact;
 pub mod conditions;
 pub mod events;
+pub mod git;
 pub mod inventory;
 /// The native kustomize engine, shared by apply-controller and `eddy build`.
 pub use eddy_kustomize as kustomize;
 pub mod meta;
 pub mod oci;
+pub mod remote_base;
 pub mod runtime;
 pub mod ssa;
 pub mod status;

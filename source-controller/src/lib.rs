@@ -7,7 +7,6 @@
 //! `--storage-path` and served on `--storage-addr` while this instance leads.
 
 pub mod credentials;
-pub mod git;
 pub mod gitrepository;
 pub mod ocirepository;
 pub mod reconcile;
@@ -15,6 +14,8 @@ pub mod shared_fetch;
 pub mod single_flight;
 #[cfg(test)]
 mod test_remote;
+
+pub use eddy_shared::git;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

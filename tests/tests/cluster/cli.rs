@@ -80,3 +80,42 @@ fn version_prints_the_client_version() {
         "{output}"
     );
 }
+
+#[test]
+fn build_refuses_remote_bases_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bases = eddy_tests::git::GitRepo::create(dir.path(), "bases").unwrap();
+    bases
+        .commit(
+            &[
+                ("base/kustomization.yaml", "resources:\n  - cm.yaml\n"),
+                (
+                    "base/cm.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-remote\ndata:\n  at: head\n",
+                ),
+            ],
+            "base",
+        )
+        .unwrap();
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    // No ?ref=: the remote's default branch.
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "namePrefix: prod-\nresources:\n  - file://{}//base\n",
+            bases.bare.display()
+        ),
+    )
+    .unwrap();
+    let overlay = overlay.to_str().unwrap();
+
+    let (ok, text) = eddy(&["build", overlay]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("remote bases are not allowed"), "{text}");
+
+    let (ok, text) = eddy(&["build", overlay, "--allow-remote-bases"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("name: prod-from-remote"), "{text}");
+    assert!(text.contains("at: head"), "{text}");
+}

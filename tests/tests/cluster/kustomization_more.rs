@@ -524,3 +524,51 @@ async fn inline_post_build_and_overlay_fields() {
     );
     setup.finish().await;
 }
+
+#[tokio::test]
+async fn remote_bases_are_refused_by_default_and_cloned_when_enabled() {
+    let overlay = |url: &str| format!("resources:\n  - {url}//base?ref=v1\n");
+    let files = [("app/placeholder.yaml", config_map("placeholder", json!({"a": "b"})))];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let refusing = Setup::start("ks-remote-off", &files, &[]).await;
+    let enabled = Setup::start("ks-remote-on", &files, &["--no-remote-bases=false"]).await;
+    let mut revisions = Vec::new();
+    for setup in [&refusing, &enabled] {
+        let server = setup.server.as_ref().unwrap();
+        let bases = server.create_repo("bases").unwrap();
+        bases
+            .commit(
+                &[
+                    ("base/kustomization.yaml", "resources:\n  - cm.yaml\n"),
+                    ("base/cm.yaml", &config_map("from-remote", json!({"tag": "v1"}))),
+                ],
+                "base",
+            )
+            .unwrap();
+        bases.tag("v1").unwrap();
+        // main moves on after the tag: the base is read at the tag, not at main.
+        bases
+            .commit(
+                &[("base/cm.yaml", &config_map("from-remote", json!({"tag": "main"})))],
+                "later",
+            )
+            .unwrap();
+        revisions.push(setup.commit(&[("app/kustomization.yaml", &overlay(&server.url("bases")))], "remote"));
+        setup
+            .create_kustomization("app", json!({"path": "./app", "targetNamespace": setup.ns}))
+            .await;
+    }
+
+    let message = refusing.failed("app", "BuildFailed").await;
+    assert!(message.contains("remote bases are not allowed"), "{message}");
+    let maps: Api<ConfigMap> = Api::namespaced(refusing.client.clone(), &refusing.ns);
+    assert!(maps.get_opt("from-remote").await.unwrap().is_none());
+
+    enabled.ready("app", Some(&revisions[1])).await;
+    let maps: Api<ConfigMap> = Api::namespaced(enabled.client.clone(), &enabled.ns);
+    let applied = maps.get("from-remote").await.unwrap();
+    assert_eq!(applied.data.unwrap()["tag"], "v1");
+
+    refusing.finish().await;
+    enabled.finish().await;
+}

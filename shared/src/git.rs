@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use eddy_shared::api::source::GitRepositoryRef;
+use crate::api::source::GitRepositoryRef;
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
 
@@ -148,7 +148,7 @@ pub fn resolve(
     credentials: &Credentials,
     timeout_secs: u64,
 ) -> Result<RemoteHead, GitError> {
-    eddy_shared::install_crypto_provider();
+    crate::install_crypto_provider();
     refuse_insecure_credentials(url, credentials)?;
     let safe_url = redact_url(url);
     if let Some(commit) = &reference.commit {
@@ -254,7 +254,7 @@ pub fn checkout(
     dir: &Path,
     interrupt: &AtomicBool,
 ) -> Result<String, GitError> {
-    eddy_shared::install_crypto_provider();
+    crate::install_crypto_provider();
     refuse_insecure_credentials(url, credentials)?;
     let remote_error = |message: String| classify(url, credentials, message);
     let basic = credentials.basic.clone();
@@ -319,7 +319,7 @@ pub fn highest_semver_tag(range: &str, refs: &[(String, String)]) -> Result<Opti
 }
 
 fn parse_range(range: &str) -> Result<semver::VersionReq, GitError> {
-    eddy_shared::versions::parse_range(range).map_err(|message| GitError::InvalidSemver {
+    crate::versions::parse_range(range).map_err(|message| GitError::InvalidSemver {
         range: range.to_owned(),
         message,
     })
