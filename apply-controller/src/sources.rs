@@ -8,13 +8,11 @@ use eddy_shared::api::apply::{Kustomization, SourceKind};
 use eddy_shared::api::source::{GitRepository, OCIRepository};
 use eddy_shared::conditions::{self, READY};
 use eddy_shared::meta::Artifact;
-use eddy_shared::runtime::{Context, scoped_api};
+use eddy_shared::runtime::{Context, Watched, scoped_api};
 use futures::Stream;
-use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 /// The source stores.
 pub struct Sources {
@@ -78,13 +76,7 @@ impl Sources {
 /// A store of kind `K` (within the runtime's namespace scope) and the stream of its changes.
 pub fn watch<K>(ctx: &Context) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let api = scoped_api::<K>(ctx);
     let (store, writer) = reflector::store();

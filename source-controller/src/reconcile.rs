@@ -12,7 +12,7 @@ use eddy_shared::conditions::{self, READY, Status};
 use eddy_shared::events::Report;
 use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
 use eddy_shared::oci::OciError;
-use eddy_shared::runtime::{Context, ControllerError, write_status};
+use eddy_shared::runtime::{Context, ControllerError, Watched, write_status};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
@@ -119,16 +119,7 @@ pub struct SourceStatus<'a> {
 }
 
 /// What the shared reconcile needs to know of a source kind.
-pub trait SourceKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Debug
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
+pub trait SourceKind: Watched + Serialize {
     /// The kind's status.
     type Status: Clone + Default + PartialEq + Serialize + Send;
     /// The status as stored.
@@ -186,14 +177,7 @@ async fn with_finalizer<K, F, Fut>(
     apply: F,
 ) -> Result<Action, Failure>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched + Serialize,
     F: FnOnce(Arc<K>) -> Fut,
     Fut: Future<Output = Result<Action, Failure>>,
 {

@@ -25,6 +25,24 @@ use super::{Context, ReconcileResult};
 use crate::conditions::{self, READY, Status};
 use crate::meta::RECONCILE_REQUESTED_AT;
 
+/// A namespaced kind a controller watches and reconciles: what kube's watcher, reflector and
+/// Controller need of it.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// An error a reconcile returns. Its reason is the condition reason and metric label.
 pub trait ControllerError: std::error::Error + Send + Sync + 'static {
     /// CamelCase reason, e.g. `FetchFailed`.
@@ -40,13 +58,7 @@ pub trait ControllerError: std::error::Error + Send + Sync + 'static {
 /// reconciles finish and it returns.
 pub async fn run_controller<K, E, R, Fut>(ctx: Arc<Context>, reconcile: R) -> anyhow::Result<()>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
     R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: ControllerError,
@@ -124,13 +136,7 @@ where
 /// token fires.
 pub async fn drive<K, E, R, Fut>(ctx: Arc<Context>, controller: Controller<K>, reconcile: R) -> anyhow::Result<()>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
     R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: ControllerError,

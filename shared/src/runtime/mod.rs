@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use args::{LogFormat, RuntimeArgs};
 pub use controller::{
-    ControllerError, StatusWriteError, controller_for, drive, report_not_implemented, run_controller, scoped_api,
-    trigger_key, watch_scope, write_status,
+    ControllerError, StatusWriteError, Watched, controller_for, drive, report_not_implemented, run_controller,
+    scoped_api, trigger_key, watch_scope, write_status,
 };
 pub use metrics::{Metrics, ReconcileResult};
 
