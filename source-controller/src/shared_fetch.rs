@@ -320,37 +320,37 @@ mod tests {
                 checkouts: AtomicUsize::new(0),
             }
         }
-    }
 
-    /// What one GitRepository reconcile does with `shared`, for the object `name`.
-    async fn reconcile(
-        shared: &SharedFetches,
-        checkouts: &AtomicUsize,
-        store: &ArtifactStore,
-        name: &str,
-        url: &str,
-        ignore: Option<&str>,
-    ) -> StoredCommit {
-        let (key_url, reference) = (url.to_owned(), main_branch());
-        let key = ResolveKey::new(
-            url,
-            &reference,
-            &crate::credentials::LoadedCredentials::none().fingerprint,
-        );
-        let head = shared
-            .resolve(key, move || {
-                git::resolve(&key_url, &reference, &Credentials::default(), 60)
-            })
-            .await
-            .unwrap();
-        let content = ContentKey::shareable(url, &main_branch(), &head.commit, ignore).unwrap();
-        let owner = owner(name);
-        shared
-            .store(store, &owner, content, &head.revision, || {
-                fetch_and_pack(checkouts, store, &owner, url, &head, ignore)
-            })
-            .await
-            .unwrap()
+        /// What one GitRepository reconcile of the object `name` does with what is shared.
+        async fn reconcile(&self, name: &str, ignore: Option<&str>) -> StoredCommit {
+            let (shared, checkouts, store) = (&self.shared, &self.checkouts, &self.store);
+            let url = &self.remote.url();
+            let (key_url, reference) = (url.to_owned(), main_branch());
+            let key = ResolveKey::new(
+                url,
+                &reference,
+                &crate::credentials::LoadedCredentials::none().fingerprint,
+            );
+            let head = shared
+                .resolve(key, move || {
+                    git::resolve(&key_url, &reference, &Credentials::default(), 60)
+                })
+                .await
+                .unwrap();
+            let content = ContentKey::shareable(url, &main_branch(), &head.commit, ignore).unwrap();
+            let owner = owner(name);
+            shared
+                .store(store, &owner, content, &head.revision, || {
+                    fetch_and_pack(checkouts, store, &owner, url, &head, ignore)
+                })
+                .await
+                .unwrap()
+        }
+
+        /// How many checkouts the reconciles made.
+        fn checkouts(&self) -> usize {
+            self.checkouts.load(Ordering::SeqCst)
+        }
     }
 
     #[tokio::test]
@@ -426,73 +426,48 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_object_with_the_same_content_gets_a_copy_without_a_checkout() {
-        let Fixture {
-            remote,
-            storage: _storage,
-            store,
-            shared,
-            checkouts,
-        } = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
+        let f = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
 
-        let first = reconcile(&shared, &checkouts, &store, "first", &remote.url(), None).await;
-        let second = reconcile(&shared, &checkouts, &store, "second", &remote.url(), None).await;
+        let first = f.reconcile("first", None).await;
+        let second = f.reconcile("second", None).await;
 
-        assert_eq!(checkouts.load(Ordering::SeqCst), 1);
+        assert_eq!(f.checkouts(), 1);
         assert_eq!(second.artifact.digest, first.artifact.digest);
         assert_eq!(second.artifact.revision, first.artifact.revision);
         assert_eq!(second.commit, first.commit);
         assert_eq!(second.packed, first.packed);
         assert!(second.artifact.path.starts_with("gitrepository/apps/second/"));
-        assert!(store.contains(&first.artifact) && store.contains(&second.artifact));
+        assert!(f.store.contains(&first.artifact) && f.store.contains(&second.artifact));
     }
 
     #[tokio::test]
     async fn other_ignore_rules_or_a_new_commit_are_fetched() {
-        let Fixture {
-            remote,
-            storage: _storage,
-            store,
-            shared,
-            checkouts,
-        } = Fixture::new(&[("app.yaml", "replicas: 1\n"), ("notes.md", "draft\n")]);
-        let url = remote.url();
+        let f = Fixture::new(&[("app.yaml", "replicas: 1\n"), ("notes.md", "draft\n")]);
 
-        let plain = reconcile(&shared, &checkouts, &store, "plain", &url, None).await;
-        let ignoring = reconcile(&shared, &checkouts, &store, "ignoring", &url, Some("*.md\n")).await;
-        assert_eq!(checkouts.load(Ordering::SeqCst), 2);
+        let plain = f.reconcile("plain", None).await;
+        let ignoring = f.reconcile("ignoring", Some("*.md\n")).await;
+        assert_eq!(f.checkouts(), 2);
         assert_ne!(ignoring.artifact.digest, plain.artifact.digest);
 
-        remote.commit(&[("app.yaml", "replicas: 2\n")]);
-        let newer = reconcile(&shared, &checkouts, &store, "plain", &url, None).await;
-        assert_eq!(checkouts.load(Ordering::SeqCst), 3);
+        f.remote.commit(&[("app.yaml", "replicas: 2\n")]);
+        let newer = f.reconcile("plain", None).await;
+        assert_eq!(f.checkouts(), 3);
         assert_ne!(newer.commit, plain.commit);
         assert_ne!(newer.artifact.digest, plain.artifact.digest);
     }
 
     #[tokio::test]
     async fn concurrent_objects_with_a_new_commit_fetch_it_once() {
-        let Fixture {
-            remote,
-            storage: _storage,
-            store,
-            shared,
-            checkouts,
-        } = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
-        let url = remote.url();
+        let f = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
 
         let names: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
-        let all = futures::future::join_all(
-            names
-                .iter()
-                .map(|name| reconcile(&shared, &checkouts, &store, name, &url, None)),
-        )
-        .await;
+        let all = futures::future::join_all(names.iter().map(|name| f.reconcile(name, None))).await;
 
-        assert_eq!(checkouts.load(Ordering::SeqCst), 1);
+        assert_eq!(f.checkouts(), 1);
         for (name, stored) in names.iter().zip(&all) {
             assert_eq!(stored.artifact.digest, all[0].artifact.digest);
             assert!(stored.artifact.path.starts_with(&format!("gitrepository/apps/{name}/")));
-            assert!(store.contains(&stored.artifact));
+            assert!(f.store.contains(&stored.artifact));
         }
     }
 
@@ -529,40 +504,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_collected_artifact_is_fetched_again() {
-        let Fixture {
-            remote,
-            storage: _storage,
-            store,
-            shared,
-            checkouts,
-        } = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
-        let url = remote.url();
+        let f = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
 
-        let first = reconcile(&shared, &checkouts, &store, "first", &url, None).await;
-        store.remove_all(&owner("first")).unwrap();
-        let second = reconcile(&shared, &checkouts, &store, "second", &url, None).await;
+        let first = f.reconcile("first", None).await;
+        f.store.remove_all(&owner("first")).unwrap();
+        let second = f.reconcile("second", None).await;
 
-        assert_eq!(checkouts.load(Ordering::SeqCst), 2);
+        assert_eq!(f.checkouts(), 2);
         assert_eq!(second.artifact.digest, first.artifact.digest);
-        assert!(store.contains(&second.artifact));
+        assert!(f.store.contains(&second.artifact));
     }
 
     #[tokio::test]
     async fn a_changed_artifact_file_is_not_copied() {
-        let Fixture {
-            remote,
-            storage,
-            store,
-            shared,
-            checkouts,
-        } = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
-        let url = remote.url();
+        let f = Fixture::new(&[("app.yaml", "replicas: 1\n")]);
 
-        let first = reconcile(&shared, &checkouts, &store, "first", &url, None).await;
-        std::fs::write(storage.path().join(&first.artifact.path), b"not the packed tree").unwrap();
-        let second = reconcile(&shared, &checkouts, &store, "second", &url, None).await;
+        let first = f.reconcile("first", None).await;
+        std::fs::write(f.storage.path().join(&first.artifact.path), b"not the packed tree").unwrap();
+        let second = f.reconcile("second", None).await;
 
-        assert_eq!(checkouts.load(Ordering::SeqCst), 2);
+        assert_eq!(f.checkouts(), 2);
         assert_eq!(second.artifact.digest, first.artifact.digest);
     }
 
