@@ -17,13 +17,18 @@ pub struct Applied {
     pub input: u64,
     /// The applied objects and the fingerprint of the fields the engine owns in each.
     pub objects: Vec<(ObjectRef, u64)>,
+    /// The render read a remote base at a branch, which may have moved since: the same inputs
+    /// do not mean the same objects, so the next reconcile renders again.
+    pub floating: bool,
 }
 
 impl Applied {
-    /// The record of `change_set`, applied from `input`.
-    pub fn new(input: u64, change_set: &ChangeSet) -> Self {
+    /// The record of `change_set`, applied from `input`; `floating` when the render read a
+    /// remote base at a branch.
+    pub fn new(input: u64, change_set: &ChangeSet, floating: bool) -> Self {
         Self {
             input,
+            floating,
             objects: change_set
                 .entries
                 .iter()
@@ -34,7 +39,7 @@ impl Applied {
 }
 
 /// What the live cache says about the objects of an [`Applied`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Comparison {
     /// Every object is there with the fields as applied.
     Unchanged,

@@ -4,11 +4,15 @@
 //! then fetch and verify the artifact, render it with the native kustomize engine ([`render`]),
 //! substitute variables ([`substitute`]), server-side apply in stages, record the inventory,
 //! prune, and check health. What the last apply left is remembered ([`applied`]) and compared with
-//! a watch cache of the applied objects, so that a reconcile with nothing to do makes no API call.
+//! a watch cache of the applied objects, so that a reconcile with nothing to do makes no API call,
+//! and a change of an applied object by someone else is corrected when it happens
+//! ([`drift_watch`]).
 
 pub mod applied;
+pub mod drift_watch;
 pub mod ignore;
 pub mod impersonation;
+pub mod plan;
 pub mod reconcile;
 pub mod render;
 pub mod select;
@@ -96,6 +100,10 @@ pub struct Shared {
     pub identities: impersonation::Identities,
     /// What the last successful apply of each Kustomization left.
     pub applied: applied::Memory,
+    /// Objects another writer keeps changing back, per Kustomization.
+    pub contests: drift_watch::Contests,
+    /// The status this process last wrote to each Kustomization.
+    pub written: runtime::LastWritten<eddy_shared::api::apply::KustomizationStatus>,
     /// Downloads artifacts.
     pub http: reqwest::Client,
     /// Asks the controller to reconcile Kustomizations now (their dependencies became ready).
@@ -123,12 +131,15 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             live: LiveCache::new(ctx.client.clone(), eddy_shared::ssa::FIELD_MANAGER),
             identities,
             applied: applied::Memory::default(),
+            written: runtime::LastWritten::default(),
+            contests: drift_watch::Contests::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .build()?,
             trigger,
         });
 
+        tokio::spawn(drift_watch::run(shared.live.subscribe(), Arc::downgrade(&shared)));
         let controller = controller
             .watches_stream(git_changes, sources::dependents(store.clone(), "GitRepository"))
             .watches_stream(oci_changes, sources::dependents(store.clone(), "OCIRepository"))

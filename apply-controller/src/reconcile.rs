@@ -28,9 +28,11 @@ use eddy_shared::inventory::{self, ObjectRef};
 use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
 use eddy_shared::runtime::{Context, ControllerError, write_status};
 use eddy_shared::ssa::cache::{Fingerprint, Lookup};
-use eddy_shared::ssa::{Action as Change, Applier, ApplyOptions, ChangeSet, Owner, PruneOptions};
+use eddy_shared::ssa::{
+    Action as Change, Applier, ApplyOptions, ChangeSet, Error as SsaError, Owner, PruneOptions, api_message,
+};
 use eddy_shared::status::{Health, State, WaitOptions};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
@@ -41,6 +43,7 @@ use kube::{Api, Resource, ResourceExt};
 use crate::Shared;
 use crate::applied::{self, Applied, Comparison};
 use crate::ignore::IgnoreRules;
+use crate::plan::{Situation, Step, next_inventory, plan};
 use crate::render::{self, RenderError};
 use crate::sources::{self, SourceState};
 use crate::substitute::Variables;
@@ -49,6 +52,9 @@ use crate::substitute::Variables;
 pub const FINALIZER: &str = "apply.eddy.dev/finalizer";
 /// Condition: the health of the applied objects (or `healthChecks`).
 pub const HEALTHY: &str = "Healthy";
+/// Condition, present while true: another writer keeps changing applied objects back, so
+/// corrections on change are paused for them (the interval reconcile still corrects).
+pub const DRIFT_CONTESTED: &str = "DriftContested";
 
 /// Condition reasons.
 pub mod reasons {
@@ -66,6 +72,9 @@ pub mod reasons {
     pub const APPLY_FAILED: &str = "ReconciliationFailed";
     /// Deleting objects that left the source failed.
     pub const PRUNE_FAILED: &str = "PruneFailed";
+    /// The Kustomization was deleted without deleting its objects, which could not be (its
+    /// namespace is being deleted, or its account is gone or may not).
+    pub const PRUNE_SKIPPED: &str = "PruneSkipped";
     /// Applied objects did not become healthy.
     pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
     /// Live objects differ from what was applied.
@@ -74,6 +83,9 @@ pub mod reasons {
     pub const TIMEOUT: &str = "ReconciliationTimeout";
 }
 
+/// The error a failed step came from, kept for its chain of causes.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A failed reconcile, already recorded in status and events; retried at `retryInterval`.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -81,6 +93,9 @@ pub struct Failure {
     reason: &'static str,
     message: String,
     retry: Duration,
+    /// The error the step failed with, when there was one.
+    #[source]
+    source: Option<Cause>,
 }
 
 impl ControllerError for Failure {
@@ -118,6 +133,7 @@ pub async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Context>, shared: Arc<Sh
             reason: reason::FAILED,
             message: other.to_string(),
             retry,
+            source: Some(Box::new(other)),
         }),
     }
 }
@@ -149,13 +165,14 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 
 /// Writes the status of a reconcile in progress; a failure is only logged, the final write
 /// follows anyway.
-async fn write_progress(ctx: &Context, ks: &Kustomization, status: &KustomizationStatus) {
+async fn write_progress(ctx: &Context, shared: &Shared, ks: &Kustomization, status: &KustomizationStatus) {
     let written = match serde_json::to_value(status) {
         Ok(value) => write_status(ctx, ks, value).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    if let Err(error) = written {
-        tracing::warn!(error = %error, "writing the progress status failed");
+    match written {
+        Ok(()) => shared.written.record(ks, status),
+        Err(error) => tracing::warn!(error = %error, "writing the progress status failed"),
     }
 }
 
@@ -168,6 +185,10 @@ struct Run<'a> {
     namespace: String,
     name: String,
     timing: Timing,
+    /// The status as last written: by this process when it wrote one (the watch's copy may
+    /// lag behind its last write), else the object's.
+    written: Option<KustomizationStatus>,
+    /// The status being rewritten, starting from `written`.
     status: KustomizationStatus,
     /// The status to show if the apply takes long (see [`PROGRESS_AFTER`]).
     progress: Arc<Mutex<Option<KustomizationStatus>>>,
@@ -181,6 +202,10 @@ struct Stop {
     waiting: bool,
     /// A wait a new Kustomization need not show yet (see [`Run::shows_wait`]).
     quiet: bool,
+    /// Retrying cannot help until the Kustomization changes: Stalled, not retried.
+    terminal: bool,
+    /// The error behind the message, when there is one.
+    source: Option<Cause>,
 }
 
 impl Stop {
@@ -190,15 +215,32 @@ impl Stop {
             message: message.into(),
             waiting: false,
             quiet: false,
+            terminal: false,
+            source: None,
+        }
+    }
+
+    /// The same stop, caused by `source`.
+    fn because(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            source: Some(Box::new(source)),
+            ..self
+        }
+    }
+
+    /// A failure of the Kustomization's own spec (a refused reference, an invalid ignore rule
+    /// or variable name): the same spec fails the same way, so it waits for a change.
+    fn terminal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            terminal: true,
+            ..Self::failed(reason, message)
         }
     }
 
     fn waiting(reason: &'static str, message: impl Into<String>) -> Self {
         Self {
-            reason,
-            message: message.into(),
             waiting: true,
-            quiet: false,
+            ..Self::failed(reason, message)
         }
     }
 
@@ -215,10 +257,12 @@ impl<'a> Run<'a> {
     fn new(ks: Arc<Kustomization>, ctx: &'a Context, shared: &'a Shared) -> Self {
         let namespace = ks.namespace().unwrap_or_default();
         let name = ks.name_any();
+        let written = shared.written.current(ks.as_ref(), ks.status.as_ref());
         Self {
             key: format!("{namespace}/{name}"),
             timing: Timing::of(&ks),
-            status: ks.status.clone().unwrap_or_default(),
+            status: written.clone().unwrap_or_default(),
+            written,
             progress: Arc::default(),
             ks,
             ctx,
@@ -260,7 +304,7 @@ impl<'a> Run<'a> {
             self.write().await?;
             return Ok(Action::await_change());
         }
-        let (ctx, ks, progress) = (self.ctx, self.ks.clone(), self.progress.clone());
+        let (ctx, shared, ks, progress) = (self.ctx, self.shared, self.ks.clone(), self.progress.clone());
         let timeout = self.timing.timeout;
         let outcome = {
             let pipeline = tokio::time::timeout(timeout, self.pipeline());
@@ -276,7 +320,7 @@ impl<'a> Run<'a> {
                         match status {
                             Some(status) => {
                                 shown = true;
-                                write_progress(ctx, &ks, &status).await;
+                                write_progress(ctx, shared, &ks, &status).await;
                             }
                             // Not applying yet (reading variables): look again shortly.
                             None => show_progress.as_mut().reset(tokio::time::Instant::now() + PROGRESS_AFTER / 4),
@@ -296,6 +340,7 @@ impl<'a> Run<'a> {
             )),
         };
         self.acknowledge();
+        self.report_contests().await;
         match outcome {
             Ok(()) => {
                 self.write().await?;
@@ -315,13 +360,20 @@ impl<'a> Run<'a> {
                 }
                 Ok(Action::requeue(self.shared.args.requeue_dependency))
             }
+            Err(stop) if stop.terminal => {
+                self.mark_stopped(&stop).await;
+                self.write().await?;
+                tracing::warn!(reason = stop.reason, message = %stop.message, "stalled until the Kustomization changes");
+                Ok(Action::await_change())
+            }
             Err(stop) => {
-                self.mark_failed(&stop).await;
+                self.mark_stopped(&stop).await;
                 self.write().await?;
                 Err(Failure {
                     reason: stop.reason,
                     message: stop.message,
                     retry: self.timing.retry,
+                    source: stop.source,
                 })
             }
         }
@@ -332,7 +384,7 @@ impl<'a> Run<'a> {
     /// cost a status write: one without status, younger than `--requeue-dependency`, waiting
     /// for a source its controller has not reported on yet, shows nothing until it is older.
     fn shows_wait(&self, stop: &Stop) -> bool {
-        if !stop.quiet || self.ks.status.is_some() {
+        if !stop.quiet || self.written.is_some() {
             return true;
         }
         let created = self.ks.meta().creation_timestamp.as_ref().map(|t| t.0);
@@ -343,6 +395,59 @@ impl<'a> Run<'a> {
                 .is_ok_and(|age: Duration| age < self.shared.args.requeue_dependency)
         });
         !young
+    }
+
+    /// Shows the objects another writer keeps changing back ([`DRIFT_CONTESTED`]), with an event
+    /// when the set is new; removes the condition once no object is contested.
+    async fn report_contests(&mut self) {
+        let contests = self.shared.contests.of(&self.key);
+        if contests.is_empty() {
+            conditions::remove(&mut self.status.conditions, DRIFT_CONTESTED);
+            return;
+        }
+        let managers = |object: &ObjectRef| {
+            let text = object.to_string();
+            self.status
+                .drift
+                .iter()
+                .find(|d| d.object == text)
+                .map(|d| d.managers.join(", "))
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(" by {m}"))
+                .unwrap_or_default()
+        };
+        let lines: Vec<String> = contests
+            .iter()
+            .map(|c| {
+                let pause = c.until.saturating_duration_since(tokio::time::Instant::now());
+                format!(
+                    "{}: changed back{} {} times within {:?}; corrections on change paused for {}s, the interval reconcile still corrects it",
+                    c.object,
+                    managers(&c.object),
+                    crate::drift_watch::FIGHT_CORRECTIONS,
+                    crate::drift_watch::FIGHT_WINDOW,
+                    pause.as_secs()
+                )
+            })
+            .collect();
+        let objects: Vec<String> = contests.iter().map(|c| c.object.to_string()).collect();
+        let message = format!("another writer contests {}", objects.join(", "));
+        let known = conditions::get(&self.status.conditions, DRIFT_CONTESTED).is_some_and(|c| c.message == message);
+        if known {
+            return;
+        }
+        let generation = self.generation();
+        conditions::set(
+            &mut self.status.conditions,
+            DRIFT_CONTESTED,
+            Status::True,
+            DRIFT_CONTESTED,
+            message,
+            generation,
+            Timestamp::now(),
+        );
+        let report = Report::error(DRIFT_CONTESTED, lines.join("\n"));
+        self.ctx.events.record(self.ks.as_ref(), report).await;
     }
 
     /// observedGeneration and the handled reconcile request.
@@ -374,20 +479,24 @@ impl<'a> Run<'a> {
             self.ks.meta().generation,
             Timestamp::now(),
         );
+        conditions::remove(conditions, conditions::STALLED);
         !unchanged
     }
 
-    async fn mark_failed(&mut self, stop: &Stop) {
+    /// Ready=False with the stop's reason and message: Stalled too when the stop is terminal
+    /// (it waits for a change), a retryable failure otherwise. One event, when the message is new.
+    async fn mark_stopped(&mut self, stop: &Stop) {
         let generation = self.generation();
         let repeated = conditions::get(&self.status.conditions, READY)
-            .is_some_and(|r| r.status == "False" && r.message == stop.message);
-        conditions::mark_failed(
-            &mut self.status.conditions,
-            stop.reason,
-            &stop.message,
-            generation,
-            Timestamp::now(),
-        );
+            .is_some_and(|r| r.status == "False" && r.message == stop.message)
+            && conditions::get(&self.status.conditions, conditions::STALLED).is_some() == stop.terminal;
+        let conditions = &mut self.status.conditions;
+        let (reason, message, now) = (stop.reason, stop.message.as_str(), Timestamp::now());
+        if stop.terminal {
+            conditions::mark_stalled(conditions, reason, message, generation, now);
+        } else {
+            conditions::mark_failed(conditions, reason, message, generation, now);
+        }
         if !repeated {
             let mut report = Report::error(stop.reason, &stop.message);
             if let Some(revision) = &self.status.last_attempted_revision {
@@ -397,54 +506,68 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Writes the status when it differs from the object's.
-    async fn write(&self) -> Result<(), Failure> {
-        if self.ks.status.as_ref() == Some(&self.status) {
+    /// Writes the status when it differs from the last one written.
+    async fn write(&mut self) -> Result<(), Failure> {
+        if self.written.as_ref() == Some(&self.status) {
             return Ok(());
         }
-        let value = serde_json::to_value(&self.status).map_err(|e| self.kube_failure(e.to_string()))?;
+        let value = serde_json::to_value(&self.status).map_err(|e| self.kube_failure(e.to_string(), None))?;
         write_status(self.ctx, self.ks.as_ref(), value)
             .await
-            .map_err(|e| self.kube_failure(format!("writing status: {e}")))
+            .map_err(|e| self.kube_failure(format!("writing status: {e}"), Some(Box::new(e))))?;
+        self.shared.written.record(self.ks.as_ref(), &self.status);
+        self.written = Some(self.status.clone());
+        Ok(())
     }
 
-    fn kube_failure(&self, message: String) -> Failure {
+    fn kube_failure(&self, message: String, source: Option<Cause>) -> Failure {
         Failure {
             reason: reason::FAILED,
             message: format!("Kustomization/{}: {message}", self.key),
             retry: self.timing.retry,
+            source,
         }
     }
 
     async fn pipeline(&mut self) -> Result<(), Stop> {
         let artifact = self.gates()?;
+        let ignore = IgnoreRules::new(&self.ks.spec.ignore).map_err(|e| {
+            Stop::terminal(
+                reasons::BUILD_FAILED,
+                format!("Kustomization/{}: spec.ignore: {e}", self.key),
+            )
+            .because(e)
+        })?;
         let applier = self.applier()?;
         let variables = self.variables(&applier).await?;
         let input = self.input_key(&artifact, variables.as_ref());
         let revision = artifact.revision.clone();
         let previous = self.shared.applied.get(&self.key);
-        let ready = conditions::is_ready(&self.status.conditions, self.generation());
-        let same_input = previous.as_ref().is_some_and(|p| p.input == input)
-            && self.status.last_applied_revision.as_deref() == Some(&revision);
-
+        let same_inputs = previous.as_ref().filter(|p| {
+            p.input == input && !p.floating && self.status.last_applied_revision.as_deref() == Some(&revision)
+        });
         // A reconcile request does not trust the cache, which may not have seen an edit made
         // just before the request: every applied object is compared with a dry-run.
         let requested = self.ks.annotations().get(RECONCILE_REQUESTED_AT);
-        let forced = requested.is_some() && requested != self.status.last_handled_reconcile_at.as_ref();
-        let mut drifted = Vec::new();
-        if same_input && let Some(previous) = &previous {
-            let all = || previous.objects.iter().map(|(o, _)| o.clone()).collect();
-            match applied::compare(previous, &self.shared.live) {
-                Comparison::Unchanged if !forced && (ready || self.status.drift.is_empty()) => {
-                    // Nothing moved: health from the cache, no request.
-                    self.status.drift.clear();
-                    return self.check_health_cached(previous, &applier, &revision).await;
-                }
-                _ if forced => drifted = all(),
-                Comparison::Unchanged | Comparison::Unknown => {}
-                Comparison::Drifted(objects) => drifted = objects,
+        let situation = Situation {
+            same_inputs,
+            forced: requested.is_some() && requested != self.status.last_handled_reconcile_at.as_ref(),
+            ready: conditions::is_ready(&self.status.conditions, self.generation()),
+            drift_shown: !self.status.drift.is_empty(),
+        };
+        let comparison = match same_inputs {
+            Some(previous) => applied::compare(previous, &self.shared.live),
+            None => Comparison::Unknown,
+        };
+        let drifted = match plan(situation, comparison) {
+            Step::Verify => {
+                let previous = same_inputs.expect("verified only against a previous apply").clone();
+                self.status.drift.clear();
+                return self.check_health_cached(&previous, &applier, &revision).await;
             }
-        }
+            Step::Apply { drifted } => drifted,
+        };
+        let same_input = same_inputs.is_some();
 
         if !same_input && self.status.last_attempted_revision.as_deref() != Some(&revision) {
             let generation = self.generation();
@@ -460,7 +583,7 @@ impl<'a> Run<'a> {
         }
         self.status.last_attempted_revision = Some(revision.clone());
 
-        let values = render::render(
+        let rendered = render::render(
             &self.shared.http,
             &artifact,
             &self.ks.spec,
@@ -471,11 +594,9 @@ impl<'a> Run<'a> {
             },
         )
         .await
-        .map_err(|e: RenderError| Stop::failed(e.reason(), format!("Kustomization/{}: {e}", self.key)))?;
-        let mut objects = eddy_shared::ssa::objects_from_values(values)
+        .map_err(|e: RenderError| Stop::failed(e.reason(), format!("Kustomization/{}: {e}", self.key)).because(e))?;
+        let mut objects = eddy_shared::ssa::objects_from_values(rendered.objects)
             .map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
-        let ignore = IgnoreRules::new(&self.ks.spec.ignore)
-            .map_err(|e| Stop::failed(reasons::BUILD_FAILED, format!("spec.ignore: {e}")))?;
         if !ignore.is_empty() {
             self.keep_ignored_fields(&applier, &ignore, &mut objects).await?;
         }
@@ -505,7 +626,6 @@ impl<'a> Run<'a> {
             owner: Some(self.owner()),
             wait_timeout: self.timing.timeout,
             concurrency: usize::from(self.shared.args.apply_concurrency),
-            live: Some(self.shared.live.clone()),
             ..ApplyOptions::default()
         };
         self.watch_kinds(&applier, &objects).await;
@@ -525,15 +645,14 @@ impl<'a> Run<'a> {
                 if !created.is_empty() {
                     self.status.inventory = Some(inventory::merge(&old, &created));
                 }
-                return Err(Stop::failed(
-                    reasons::APPLY_FAILED,
-                    format!("Kustomization/{}: apply failed: {err}", self.key),
-                ));
+                let message = format!("Kustomization/{}: apply failed: {err}", self.key);
+                return Err(Stop::failed(reasons::APPLY_FAILED, message).because(err));
             }
         };
-        let mut new_inventory = inventory::from_change_set(&change_set);
+        let next = next_inventory(&old, &change_set, self.ks.spec.prune);
+        let mut new_inventory = next.inventory;
         let mut pruned = ChangeSet::default();
-        if self.ks.spec.prune && !old.entries.is_empty() {
+        if !next.prune.is_empty() {
             let report = applier
                 .prune(
                     &old,
@@ -551,14 +670,10 @@ impl<'a> Run<'a> {
                     format!("Kustomization/{}: prune failed: {}", self.key, errors.join("; ")),
                 ));
             }
-        } else if !self.ks.spec.prune {
-            // Without prune, objects that left the source stay in the inventory: they are
-            // still this Kustomization's, and turning prune on later deletes them.
-            new_inventory = inventory::merge(&new_inventory, &inventory::stale(&old, &new_inventory));
         }
         self.status.inventory = Some(new_inventory);
         self.status.last_applied_revision = Some(revision.clone());
-        let record = Applied::new(input, &change_set);
+        let record = Applied::new(input, &change_set, rendered.read_a_branch);
 
         let health = self.check_health(&applier, &change_set).await;
         let changes: Vec<String> = change_set
@@ -608,7 +723,7 @@ impl<'a> Run<'a> {
             .unwrap_or_else(|| self.namespace.clone());
         let kind = sources::source_kind_name(spec.source_ref.kind);
         if self.shared.args.no_cross_namespace_refs && source_namespace != self.namespace {
-            return Err(Stop::failed(
+            return Err(Stop::terminal(
                 reasons::ACCESS_DENIED,
                 format!(
                     "Kustomization/{}: cross-namespace references are not allowed: sourceRef {kind}/{source_namespace}/{}",
@@ -630,7 +745,7 @@ impl<'a> Run<'a> {
             let namespace = dependency.namespace.clone().unwrap_or_else(|| self.namespace.clone());
             let subject = format!("Kustomization/{namespace}/{}", dependency.name);
             if self.shared.args.no_cross_namespace_refs && namespace != self.namespace {
-                return Err(Stop::failed(
+                return Err(Stop::terminal(
                     reasons::ACCESS_DENIED,
                     format!(
                         "Kustomization/{}: cross-namespace references are not allowed: dependsOn {subject}",
@@ -708,14 +823,15 @@ impl<'a> Run<'a> {
                 }
                 Ok(None) if from.optional => {}
                 Ok(None) => return Err(fail(format!("{subject} not found"))),
-                Err(e) => return Err(fail(format!("{subject}: {}", eddy_shared::ssa::api_message(&e)))),
+                Err(e) => return Err(fail(format!("{subject}: {}", api_message(&e)))),
             }
         }
         let PostBuild { substitute, .. } = post_build;
         for (key, value) in substitute {
-            variables
-                .insert(key, value, false)
-                .map_err(|e| fail(format!("substitute: {e}")))?;
+            variables.insert(key, value, false).map_err(|e| Stop {
+                terminal: true,
+                ..fail(format!("substitute: {e}"))
+            })?;
         }
         Ok(Some(variables))
     }
@@ -769,10 +885,15 @@ impl<'a> Run<'a> {
             let Ok(reference) = ObjectRef::from_object(object) else {
                 continue;
             };
-            let live = match applier.resolver().api_for(&reference).await {
-                Ok(api) => api.get_opt(&reference.name).await.ok().flatten(),
-                Err(_) => None,
+            let read = match applier.resolver().api_for(&reference).await {
+                Ok(api) => api.get_opt(&reference.name).await.map_err(|e| api_message(&e)),
+                // A kind not served yet (its CRD is in this apply) has no objects.
+                Err(SsaError::UnknownKind { .. }) => Ok(None),
+                Err(e) => Err(e.to_string()),
             };
+            let live = live_for_ignore(&reference, read).map_err(|message| {
+                Stop::failed(reasons::APPLY_FAILED, format!("Kustomization/{}: {message}", self.key))
+            })?;
             let live = live.and_then(|l| serde_json::to_value(l).ok());
             ignore.apply_to_desired(&mut value, live.as_ref());
             *object = serde_json::from_value(value).map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
@@ -983,6 +1104,7 @@ impl<'a> Run<'a> {
             };
         let inventory = self.status.inventory.clone().unwrap_or_default();
         self.shared.applied.forget(&self.key);
+        self.shared.written.forget(self.ks.as_ref());
         if !delete || inventory.entries.is_empty() {
             tracing::info!(
                 objects = inventory.entries.len(),
@@ -994,7 +1116,12 @@ impl<'a> Run<'a> {
             reason: reasons::PRUNE_FAILED,
             message: format!("Kustomization/{}: {message}", self.key),
             retry: self.timing.retry,
+            source: None,
         };
+        if let Some(why) = self.collection_impossible().await {
+            self.skip_collection(&why, inventory.entries.len()).await;
+            return Ok(Action::await_change());
+        }
         let applier = self.applier().map_err(|s| failure(s.message))?;
         let report = applier
             .prune(
@@ -1005,6 +1132,13 @@ impl<'a> Run<'a> {
             .await;
         if !report.is_success() {
             let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+            if report.errors.iter().all(SsaError::is_forbidden) {
+                // The account lost its permissions (its RoleBinding went first): waiting cannot
+                // help, and holding the finalizer would block the namespace's deletion.
+                let why = format!("the account may not delete them: {}", errors.join("; "));
+                self.skip_collection(&why, inventory.entries.len()).await;
+                return Ok(Action::await_change());
+            }
             return Err(failure(format!("deleting applied objects: {}", errors.join("; "))));
         }
         if spec.deletion_policy == DeletionPolicy::WaitForTermination {
@@ -1027,6 +1161,65 @@ impl<'a> Run<'a> {
     }
 }
 
+impl Run<'_> {
+    /// Why the applied objects cannot be deleted on the Kustomization's deletion, if they
+    /// cannot: its namespace is being deleted (the namespace controller removes the namespaced
+    /// objects, and the account and its bindings may be gone already), or the account it
+    /// impersonates no longer exists. Read as the controller itself. A failed read is no reason:
+    /// the delete is tried and its own error decides.
+    async fn collection_impossible(&self) -> Option<String> {
+        let namespaces: Api<Namespace> = Api::all(self.ctx.client.clone());
+        if let Ok(Some(namespace)) = namespaces.get_opt(&self.namespace).await
+            && namespace.metadata.deletion_timestamp.is_some()
+        {
+            return Some(format!("namespace {} is being deleted", self.namespace));
+        }
+        let account = self.ks.spec.service_account_name.as_ref().or(self
+            .shared
+            .args
+            .default_service_account
+            .as_ref())?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        match accounts.get_opt(account).await {
+            Ok(None) => Some(format!("service account {}/{account} no longer exists", self.namespace)),
+            _ => None,
+        }
+    }
+
+    /// Leaves the applied objects in place, says so in a Warning event and the log, and lets the
+    /// finalizer go.
+    async fn skip_collection(&self, why: &str, objects: usize) {
+        let message = format!(
+            "Kustomization/{}: deleted without deleting its {}: {why}",
+            self.key,
+            count_applied(objects)
+        );
+        tracing::warn!(message = %message, "garbage collection skipped");
+        self.ctx
+            .events
+            .record(self.ks.as_ref(), Report::error(reasons::PRUNE_SKIPPED, message))
+            .await;
+    }
+}
+
+fn count_applied(n: usize) -> String {
+    if n == 1 {
+        "1 applied object".into()
+    } else {
+        format!("{n} applied objects")
+    }
+}
+
+/// The live object whose ignored fields the desired one keeps, from the read of it: only a
+/// NotFound (`Ok(None)`) means there is none. Any failed read (a timeout, 429, 403) stops the run
+/// with the reason, because taking it for an absent object would overwrite the ignored fields.
+fn live_for_ignore(
+    object: &ObjectRef,
+    read: Result<Option<DynamicObject>, String>,
+) -> Result<Option<DynamicObject>, String> {
+    read.map_err(|message| format!("reading {object} for its ignored fields failed, nothing applied: {message}"))
+}
+
 /// Waits until every object is gone.
 async fn wait_gone(applier: &Applier, objects: &[ObjectRef], timeout: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -1042,7 +1235,7 @@ async fn wait_gone(applier: &Applier, objects: &[ObjectRef], timeout: Duration) 
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Ok(Some(_)) => return Err(format!("{object} still exists after {timeout:?}")),
-                Err(e) => return Err(format!("{object}: {}", eddy_shared::ssa::api_message(&e))),
+                Err(e) => return Err(format!("{object}: {}", api_message(&e))),
             }
         }
     }

@@ -64,6 +64,15 @@ pub struct Reach {
     pub remote_bases: Option<u64>,
 }
 
+/// The objects a render produced.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The objects, substituted.
+    pub objects: Vec<Value>,
+    /// A remote base was read at a branch: the same inputs may render other objects later.
+    pub read_a_branch: bool,
+}
+
 /// Downloads, verifies and renders `artifact` as `spec` says.
 pub async fn render(
     http: &reqwest::Client,
@@ -71,7 +80,7 @@ pub async fn render(
     spec: &KustomizationSpec,
     variables: Option<Variables>,
     reach: Reach,
-) -> Result<Vec<Value>, RenderError> {
+) -> Result<Rendered, RenderError> {
     let file = artifact::fetch(http, artifact, reach.max_artifact_size).await?;
     let spec = spec.clone();
     tokio::task::spawn_blocking(move || build(file, &spec, variables.as_ref(), reach))
@@ -84,7 +93,7 @@ fn build(
     spec: &KustomizationSpec,
     variables: Option<&Variables>,
     reach: Reach,
-) -> Result<Vec<Value>, RenderError> {
+) -> Result<Rendered, RenderError> {
     let max_artifact_size = reach.max_artifact_size;
     let dir = tempfile::tempdir().map_err(|e| RenderError::Unpack(e.to_string()))?;
     let limits = artifact::Limits {
@@ -99,13 +108,12 @@ fn build(
         .map_err(|e| RenderError::Unpack(e.to_string()))?;
     let written = spec.path.clone().unwrap_or_else(|| "./".into());
     let target = confined(&root, &written)?;
+    let remote = reach.remote_bases.map(|timeout| Arc::new(GitRemoteBases::new(timeout)));
     let options = kustomize::Options {
         root: Some(root),
         implicit_kustomization: true,
         overlay: Some(overlay(spec)),
-        remote: reach
-            .remote_bases
-            .map(|timeout| Arc::new(GitRemoteBases::new(timeout)) as Arc<dyn kustomize::RemoteLoader>),
+        remote: remote.clone().map(|r| r as Arc<dyn kustomize::RemoteLoader>),
         ..Default::default()
     };
     let resources = kustomize::build(&target, &options).map_err(|e| RenderError::Build {
@@ -122,7 +130,10 @@ fn build(
     if let Some(variables) = variables {
         substitute::substitute(&mut objects, variables)?;
     }
-    Ok(objects)
+    Ok(Rendered {
+        objects,
+        read_a_branch: remote.is_some_and(|r| r.read_a_branch()),
+    })
 }
 
 /// `path` inside `root`: relative, without `..` climbing out, an existing directory once links

@@ -237,6 +237,20 @@ impl EventRecorder {
 /// How long an event stays a series that a repetition counts into.
 const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 
+/// The series of recent events, by a hash of what they say. The lock is held only to read or
+/// change the map, never across an API call, so reconciles reporting at once against a slow
+/// apiserver wait for nothing but their own request.
+type Series = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, (SeriesEntry, std::time::Instant)>>>;
+
+/// A recorded Event that repetitions count into.
+#[derive(Clone)]
+struct SeriesEntry {
+    /// The Event's name.
+    name: String,
+    /// How often it was seen (1 for the first).
+    count: i32,
+}
+
 /// Writes events.k8s.io Events. A repetition of the same event (object, type, reason and note)
 /// within [`SERIES_TTL`] increments the series of the first; any other event is a new Event, so
 /// a later message with the same reason is never folded into an earlier one.
@@ -245,7 +259,7 @@ struct Publisher {
     client: Client,
     controller: String,
     instance: Option<String>,
-    series: std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<u64, (KubeEvent, std::time::Instant)>>>,
+    series: Series,
 }
 
 impl Publisher {
@@ -281,19 +295,23 @@ impl Publisher {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api: Api<KubeEvent> = Api::namespaced(self.client.clone(), &namespace);
         let now = Timestamp::now();
-        let mut series = self.series.lock().await;
-        series.retain(|_, (_, at)| at.elapsed() < SERIES_TTL);
-        if let Some((event, at)) = series.get_mut(&key) {
-            let count = event.series.as_ref().map_or(2, |s| s.count + 1);
-            event.series = Some(EventSeries {
-                count,
+        let repeated = {
+            let mut series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            series.retain(|_, (_, at)| at.elapsed() < SERIES_TTL);
+            series.get_mut(&key).map(|(entry, at)| {
+                entry.count += 1;
+                *at = std::time::Instant::now();
+                entry.clone()
+            })
+        };
+        if let Some(entry) = repeated {
+            let series = EventSeries {
+                count: entry.count,
                 last_observed_time: MicroTime(now),
-            });
-            *at = std::time::Instant::now();
-            let patch = serde_json::json!({"series": event.series});
-            let name = event.metadata.name.clone().unwrap_or_default();
+            };
+            let patch = serde_json::json!({ "series": series });
             return api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map(|_| ());
         }
@@ -318,7 +336,14 @@ impl Publisher {
             ..Default::default()
         };
         let created = api.create(&PostParams::default(), &event).await?;
-        series.insert(key, (created, std::time::Instant::now()));
+        let entry = SeriesEntry {
+            name: created.metadata.name.unwrap_or_default(),
+            count: 1,
+        };
+        self.series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, (entry, std::time::Instant::now()));
         Ok(())
     }
 }

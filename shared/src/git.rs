@@ -54,24 +54,52 @@ impl Credentials {
         if let Some(token) = &self.bearer {
             overrides.push(format!("http.extraHeader=Authorization: Bearer {token}"));
         }
+        // ConnectTimeout bounds the connection and the banner exchange; keepalives end a session
+        // whose server stopped answering. Together they bound what a black-holed server costs.
+        let bounded = format!(
+            "-o ConnectTimeout={timeout_secs} -o ServerAliveInterval={} -o ServerAliveCountMax=2",
+            keepalive_secs(timeout_secs)
+        );
         if let Some(ssh) = &self.ssh {
             overrides.push(format!(
                 "core.sshCommand=ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
-                 -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout={timeout_secs} -E {}",
+                 -o StrictHostKeyChecking=yes -o BatchMode=yes {bounded} -E {}",
                 ssh.identity.display(),
                 ssh.known_hosts.display(),
                 ssh.log.display()
             ));
         } else {
             // Without a key from the Secret, never fall back to keys or hosts of the machine.
-            overrides.push(
+            overrides.push(format!(
                 "core.sshCommand=ssh -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null \
-                 -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"
-                    .to_owned(),
-            );
+                 -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes {bounded}"
+            ));
         }
         overrides
     }
+}
+
+/// The interval of ssh's keepalives: two unanswered ones end the session, about when the
+/// operation's timeout passes.
+fn keepalive_secs(timeout_secs: u64) -> u64 {
+    (timeout_secs / 2).max(1)
+}
+
+/// The HTTP transport's options for `url`, from `repo`'s configuration, with every request
+/// bounded by `timeout_secs` from connecting to the last byte of the body: a server that accepts
+/// and never answers (or stops answering) ends the request then, and with it the blocking thread
+/// that waits for it. `None` for transports other than HTTP.
+fn http_options(repo: &gix::Repository, url: &str, timeout_secs: u64) -> Option<Box<dyn std::any::Any>> {
+    use gix_transport::client::blocking_io::http;
+    let options = repo.transport_options(url, None).ok()??;
+    let mut options = options.downcast::<http::Options>().ok()?;
+    let timeout = std::time::Duration::from_secs(timeout_secs);
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| Ok(builder.timeout(timeout)))),
+        configure_request: None,
+    };
+    options.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
+    Some(options)
 }
 
 /// What the remote's ref points at.
@@ -230,6 +258,9 @@ fn list_refs(
     let mut connection = remote.connect(Direction::Fetch).map_err(|e| remote_error(chain(&e)))?;
     let basic = credentials.basic.clone();
     connection.set_credentials(move |action| basic_credentials(action, basic.as_ref()));
+    if let Some(options) = http_options(&repo, url, timeout_secs) {
+        connection.set_transport_options(options);
+    }
     let (ref_map, _) = connection
         .ref_map(gix::progress::Discard, Default::default())
         .map_err(|e| remote_error(chain(&e)))?;
@@ -258,6 +289,7 @@ pub fn checkout(
     refuse_insecure_credentials(url, credentials)?;
     let remote_error = |message: String| classify(url, credentials, message);
     let basic = credentials.basic.clone();
+    let owned_url = url.to_owned();
     let mut prepare = gix::prepare_clone(url, dir)
         .map_err(|e| remote_error(chain(&e)))?
         .with_in_memory_config_overrides(credentials.config_overrides(timeout_secs))
@@ -269,6 +301,9 @@ pub fn checkout(
         .configure_connection(move |connection| {
             let basic = basic.clone();
             connection.set_credentials(move |action| basic_credentials(action, basic.as_ref()));
+            if let Some(options) = http_options(connection.remote().repo(), &owned_url, timeout_secs) {
+                connection.set_transport_options(options);
+            }
             Ok(())
         });
     let (mut checkout, _) = prepare

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::api::source::GitRepositoryRef;
@@ -160,6 +160,9 @@ pub struct GitRemoteBases {
     timeout_secs: u64,
     checkouts: Mutex<HashMap<(String, Option<String>), PathBuf>>,
     dirs: Mutex<Vec<tempfile::TempDir>>,
+    /// Whether a base was read at a branch (or the default branch), which can move without any
+    /// change to the source that names it.
+    floating: AtomicBool,
 }
 
 impl GitRemoteBases {
@@ -169,7 +172,14 @@ impl GitRemoteBases {
             timeout_secs: timeout_secs.max(1),
             checkouts: Mutex::new(HashMap::new()),
             dirs: Mutex::new(Vec::new()),
+            floating: AtomicBool::new(false),
         }
+    }
+
+    /// Whether any base this loader fetched was read at a branch rather than a tag or commit:
+    /// rendering the same source again may then give other objects.
+    pub fn read_a_branch(&self) -> bool {
+        self.floating.load(Ordering::Relaxed)
     }
 
     fn clone_base(&self, base: &RemoteBase) -> Result<PathBuf, String> {
@@ -180,11 +190,16 @@ impl GitRemoteBases {
         let credentials = Credentials::default();
         let mut errors = Vec::new();
         let head = base.candidates().into_iter().find_map(|reference| {
-            git::resolve(&base.repo, &reference, &credentials, self.timeout_secs)
+            let resolved = git::resolve(&base.repo, &reference, &credentials, self.timeout_secs)
                 .map_err(|e| errors.push(e.to_string()))
-                .ok()
+                .ok()?;
+            let at_branch = reference.branch.is_some() || reference.name.is_some();
+            Some((resolved, at_branch))
         });
-        let head = head.ok_or_else(|| errors.join("; "))?;
+        let (head, at_branch) = head.ok_or_else(|| errors.join("; "))?;
+        if at_branch {
+            self.floating.store(true, Ordering::Relaxed);
+        }
         let dir = tempfile::Builder::new()
             .prefix("eddy-remote-base-")
             .tempdir()

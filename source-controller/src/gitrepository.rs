@@ -74,7 +74,7 @@ async fn fetch_and_store(
 }
 
 /// [`fetch_and_store`] once the credentials are loaded.
-async fn resolve_and_store(
+pub async fn resolve_and_store(
     obj: &GitRepository,
     sources: &Sources,
     loaded: Arc<LoadedCredentials>,

@@ -118,7 +118,7 @@ async fn fetch_and_store(
     let store = sources.store.clone();
     let revision = resolved.revision.clone();
     let ignore = obj.spec.ignore.clone();
-    let (mut artifact, dropped) = tokio::task::spawn_blocking(move || -> Result<_, SourceError> {
+    let (mut artifact, dropped) = reconcile::run_blocking(move || -> Result<_, SourceError> {
         match operation {
             OCILayerOperation::Copy => {
                 let mut blob = layer.file;
@@ -142,8 +142,7 @@ async fn fetch_and_store(
             (artifact, dropped)
         })
     })
-    .await
-    .map_err(|e| SourceError::Storage(e.to_string()))??;
+    .await?;
     artifact
         .metadata
         .retain(|key, _| key.starts_with("org.opencontainers.image."));

@@ -320,11 +320,24 @@ pub async fn within<T>(
     }
 }
 
-/// Runs `work` on the blocking pool.
+/// Blocking jobs (Git, packing, copying, unpacking) that run at once; more wait for a place. A
+/// job whose caller timed out keeps its place until it really ends, so a remote that never
+/// answers ties up at most this many threads, whatever the number of reconciles.
+pub const BLOCKING_JOBS: usize = 16;
+static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BLOCKING_JOBS);
+
+/// Runs `work` on the blocking pool, behind the [`BLOCKING_JOBS`] bound.
 pub async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
 ) -> Result<T, SourceError> {
-    tokio::task::spawn_blocking(work)
+    let place = BLOCKING
+        .acquire()
         .await
-        .map_err(|e| SourceError::Storage(e.to_string()))?
+        .expect("the blocking-jobs semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        work()
+    })
+    .await
+    .map_err(|e| SourceError::Storage(e.to_string()))?
 }

@@ -55,12 +55,7 @@ impl SecondApiserver {
         command.push("--endpoint-reconciler-type=none".into());
 
         let text = std::fs::read_to_string(kubeconfig)?;
-        let server = text
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("server: "))
-            .context("no server in the kubeconfig")?
-            .trim()
-            .to_owned();
+        let server = crate::kubeconfig_server(&text)?;
         let dir = tempfile::tempdir()?;
         let second = dir.path().join("kubeconfig");
         std::fs::write(&second, text.replace(&server, &format!("https://127.0.0.1:{port}")))?;

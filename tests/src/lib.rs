@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod git;
+pub mod latency;
 pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
@@ -33,6 +34,16 @@ pub fn kubeconfig_path() -> PathBuf {
     std::env::var_os("EDDY_KUBECONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".cache/cluster/kubeconfig"))
+}
+
+/// The apiserver URL (`server:`) of a kubeconfig's text.
+pub fn kubeconfig_server(kubeconfig: &str) -> anyhow::Result<String> {
+    Ok(kubeconfig
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("server: "))
+        .context("no server in the kubeconfig")?
+        .trim()
+        .to_owned())
 }
 
 /// A client of the local control plane. Fails with instructions when it is not running.

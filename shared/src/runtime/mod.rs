@@ -12,6 +12,7 @@ mod leader;
 mod metrics;
 mod probes;
 mod telemetry;
+mod written;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use controller::{
     scoped_api, trigger_key, watch_scope, write_status,
 };
 pub use metrics::{Metrics, ReconcileResult};
+pub use written::LastWritten;
 
 use crate::events::EventRecorder;
 

@@ -1,7 +1,8 @@
 //! The live cache: one watch per applied kind, across namespaces, of the objects that carry the
 //! owner label, each kept as a small [`LiveEntry`] (resourceVersion, the [`Fingerprint`] of the
 //! fields the apply manager owns, kstatus health). apply-controller reads it to tell, without a
-//! request per object, whether an object is still as its last apply left it.
+//! request per object, whether an object is still as its last apply left it, and subscribes to
+//! [`Changed`] notices so that drift is found when it happens rather than at the next interval.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{OWNER_NAME_LABEL, fields};
+use super::{OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Owner, fields};
 use crate::inventory::ObjectRef;
 use crate::status::{self, Health};
 
@@ -73,6 +74,22 @@ pub enum Lookup {
     /// The object as last seen.
     Present(LiveEntry),
 }
+
+/// An applied object whose owned fields changed, or that was deleted, after its kind's first
+/// list: what a subscriber ([`LiveCache::subscribe`]) hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    /// The object.
+    pub object: ObjectRef,
+    /// The Kustomization its labels name.
+    pub owner: Owner,
+    /// Its new fingerprint; `None` when it was deleted.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// How many notices may wait for the subscriber; beyond, notices are dropped (the interval
+/// reconcile still finds the drift).
+const CHANGED_CAPACITY: usize = 4096;
 
 /// Where a kind's watch stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -131,6 +148,8 @@ struct Shared {
     phases: watch::Sender<()>,
     /// Signalled whenever an entry changes (and with every phase change).
     changes: watch::Sender<()>,
+    /// The subscriber to [`Changed`] notices, if any.
+    subscriber: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Changed>>>,
 }
 
 impl Shared {
@@ -139,6 +158,17 @@ impl Shared {
             kinds: RwLock::new(HashMap::new()),
             phases: watch::Sender::new(()),
             changes: watch::Sender::new(()),
+            subscriber: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Tells the subscriber, without waiting: a full queue drops the notice.
+    fn notify(&self, changed: Changed) {
+        let subscriber = self.subscriber.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = subscriber.as_ref()
+            && sender.try_send(changed).is_err()
+        {
+            tracing::debug!("live cache change notice dropped: the subscriber is behind");
         }
     }
 
@@ -187,33 +217,58 @@ impl Shared {
     /// Records a watch event; true when it completed a list.
     fn record(&self, gvk: &GroupVersionKind, event: Event<DynamicObject>, manager: &str) -> bool {
         // The object is summarized before taking the lock: lookups never wait for a projection.
-        let change = match event {
-            Event::Init => Change::ListStarted,
+        let (change, owner) = match event {
+            Event::Init => (Change::ListStarted, None),
             Event::InitApply(object) | Event::Apply(object) => {
+                let owner = owner_of(&object);
                 let (key, entry) = summarize(object, manager);
-                Change::Put(key, entry)
+                (Change::Put(key, entry), owner)
             }
-            Event::Delete(object) => Change::Remove(key_of(&object)),
-            Event::InitDone => Change::ListDone,
+            Event::Delete(object) => (Change::Remove(key_of(&object)), owner_of(&object)),
+            Event::InitDone => (Change::ListDone, None),
         };
         let mut kinds = self.write();
         let Some(kind) = kinds.get_mut(gvk) else {
             return false;
+        };
+        let notice = |(namespace, name): &(String, String), fingerprint| {
+            owner.clone().map(|owner| Changed {
+                object: ObjectRef {
+                    group: gvk.group.clone(),
+                    version: gvk.version.clone(),
+                    kind: gvk.kind.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                },
+                owner,
+                fingerprint,
+            })
         };
         match change {
             Change::ListStarted => kind.relist = Some(Objects::default()),
             Change::Put(key, entry) => match &mut kind.relist {
                 Some(relist) => relist.insert(key, entry),
                 None => {
+                    let before = kind.objects.get(&key.0, &key.1).map(|e| e.fingerprint);
+                    let changed = (before != Some(entry.fingerprint))
+                        .then(|| notice(&key, Some(entry.fingerprint)))
+                        .flatten();
                     kind.objects.insert(key, entry);
                     drop(kinds);
                     self.changes.send_replace(());
+                    if let Some(changed) = changed {
+                        self.notify(changed);
+                    }
                 }
             },
             Change::Remove(key) => {
+                let changed = notice(&key, None);
                 kind.objects.remove(key);
                 drop(kinds);
                 self.changes.send_replace(());
+                if let Some(changed) = changed {
+                    self.notify(changed);
+                }
             }
             Change::ListDone => {
                 // Objects not listed again were deleted meanwhile: the new list replaces the old.
@@ -270,6 +325,15 @@ fn key_of(object: &DynamicObject) -> (String, String) {
         object.metadata.namespace.clone().unwrap_or_default(),
         object.metadata.name.clone().unwrap_or_default(),
     )
+}
+
+/// The Kustomization a watched object's labels name.
+fn owner_of(object: &DynamicObject) -> Option<Owner> {
+    let labels = object.metadata.labels.as_ref()?;
+    Some(Owner::new(
+        labels.get(OWNER_NAME_LABEL)?,
+        labels.get(OWNER_NAMESPACE_LABEL)?,
+    ))
 }
 
 /// The entry of a watched object; the object itself is dropped.
@@ -355,6 +419,15 @@ impl LiveCache {
             Lookup::Present(entry) if entry.fingerprint == fingerprint => Some(entry.health),
             Lookup::Present(_) | Lookup::Absent => Some(Health::in_progress("applied; not yet seen by the watch")),
         }
+    }
+
+    /// Notices of applied objects whose owned fields changed or that were deleted, from now on
+    /// (not for what a first list or a relist finds). One subscriber: a second call replaces the
+    /// first. The queue is bounded; a subscriber that falls behind loses notices, not memory.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::Receiver<Changed> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(CHANGED_CAPACITY);
+        *self.shared.subscriber.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender);
+        receiver
     }
 
     /// A receiver that is marked changed whenever an entry or a phase changes, for waiting on
@@ -728,6 +801,52 @@ mod tests {
         shared.record(&gvk(), Event::Init, MANAGER);
         shared.record(&gvk(), Event::InitDone, MANAGER);
         assert_eq!(shared.lookup(&web()), Lookup::Absent);
+    }
+
+    fn labelled(name: &str, resource_version: &str, replicas: i64) -> DynamicObject {
+        let mut value = deployment();
+        value["metadata"]["name"] = json!(name);
+        value["metadata"]["resourceVersion"] = json!(resource_version);
+        value["metadata"]["labels"][OWNER_NAME_LABEL] = json!("apps");
+        value["metadata"]["labels"][OWNER_NAMESPACE_LABEL] = json!("flux-system");
+        value["spec"]["replicas"] = json!(replicas);
+        object(value)
+    }
+
+    #[test]
+    fn subscribers_hear_of_changed_owned_fields_and_deletions_only() {
+        let shared = Shared::new();
+        let (sender, mut notices) = tokio::sync::mpsc::channel(16);
+        *shared.subscriber.lock().unwrap() = Some(sender);
+        shared.add_kind(&gvk(), true);
+        for event in [Event::Init, Event::InitApply(labelled("web", "1", 3)), Event::InitDone] {
+            shared.record(&gvk(), event, MANAGER);
+        }
+        assert!(notices.try_recv().is_err(), "a list is not a change");
+
+        let mut status_only = labelled("web", "2", 3);
+        status_only.data["status"] = json!({"replicas": 1});
+        shared.record(&gvk(), Event::Apply(status_only), MANAGER);
+        assert!(notices.try_recv().is_err(), "another manager's field");
+
+        shared.record(&gvk(), Event::Apply(labelled("web", "3", 5)), MANAGER);
+        let changed = notices.try_recv().expect("an owned field changed");
+        assert_eq!(changed.object, web());
+        assert_eq!(changed.owner, Owner::new("apps", "flux-system"));
+        assert_eq!(
+            changed.fingerprint,
+            Some(fingerprint(&labelled("web", "3", 5), MANAGER))
+        );
+
+        shared.record(&gvk(), Event::Delete(labelled("web", "4", 5)), MANAGER);
+        let deleted = notices.try_recv().expect("a deletion");
+        assert_eq!((deleted.object, deleted.fingerprint), (web(), None));
+
+        shared.record(&gvk(), Event::Apply(named("unlabelled", "5")), MANAGER);
+        assert!(
+            notices.try_recv().is_err(),
+            "an object without owner labels names no one"
+        );
     }
 
     #[test]

@@ -126,6 +126,22 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The apiserver refused the request for lack of permission (403): the identity may not do
+    /// it, which retrying does not change.
+    pub fn is_forbidden(&self) -> bool {
+        let source = match self {
+            Error::Discovery { source, .. }
+            | Error::Get { source, .. }
+            | Error::Takeover { source, .. }
+            | Error::Apply { source, .. }
+            | Error::Delete { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source, kube::Error::Api(status) if status.code == 403)
+    }
+}
+
 /// A set that did not apply completely: what was applied before the failure, and every error
 /// of the stage that failed (later stages are not applied).
 #[derive(Debug, thiserror::Error)]

@@ -2,14 +2,16 @@
 //! `f:`/`k:`/`v:` tree walked along a live object), and which entries the engine removes so that
 //! fields set with `kubectl apply`/`kubectl edit` return to Git's control.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
 
 /// The managers whose fields the engine takes back before applying (Flux's list of field
 /// managers to take over): `kubectl` and every `kubectl-*` manager (`kubectl-client-side-apply`,
-/// `kubectl-edit`, `kubectl-patch`, ...), and `before-first-apply`, which the apiserver names the
-/// fields of objects created before any apply.
-pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 2] = ["kubectl", "before-first-apply"];
+/// `kubectl-edit`, `kubectl-patch`, ...), `before-first-apply`, which the apiserver names the
+/// fields of objects created before any apply, and `kustomize-controller`, Flux's apply manager:
+/// after a migration from Flux, a field removed from the manifest leaves the live object instead
+/// of staying with a manager that no longer runs.
+pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 3] = ["kubectl", "before-first-apply", "kustomize-controller"];
 
 /// Whether `manager` is in `takeover`: equal to an entry, or an entry followed by `-`.
 pub fn is_taken_over(manager: &str, takeover: &[String]) -> bool {
@@ -21,19 +23,29 @@ pub fn is_taken_over(manager: &str, takeover: &[String]) -> bool {
     })
 }
 
-/// The managedFields to keep, or `None` when no entry belongs to a manager to take over. Entries
-/// of subresources (`status`, `scale`) are kept: the engine applies only the main resource.
-pub fn without_taken_over(
+/// The managedFields after the take-over, and the managers taken over; `None` when no entry
+/// belongs to a manager to take over. The main-resource fields of those managers are handed to
+/// `manager`'s apply entry (made, for `api_version`, when it has none), as Flux does: the apply
+/// that follows then owns them, so a field that its manifest lacks is removed from the object
+/// instead of staying behind, owned by a manager that no longer applies it. Entries of
+/// subresources (`status`, `scale`) are kept: the engine applies only the main resource.
+pub fn taken_over(
     entries: &[ManagedFieldsEntry],
     takeover: &[String],
+    manager: &str,
+    api_version: &str,
 ) -> Option<(Vec<ManagedFieldsEntry>, Vec<String>)> {
     let mut removed = Vec::new();
     let mut kept = Vec::new();
+    let mut handed = Value::Object(Map::new());
     for entry in entries {
-        let manager = entry.manager.as_deref().unwrap_or_default();
+        let name = entry.manager.as_deref().unwrap_or_default();
         let subresource = entry.subresource.as_deref().unwrap_or_default();
-        if subresource.is_empty() && is_taken_over(manager, takeover) {
-            removed.push(manager.to_owned());
+        if subresource.is_empty() && name != manager && is_taken_over(name, takeover) {
+            removed.push(name.to_owned());
+            if let Some(fields) = &entry.fields_v1 {
+                merge_fields(&mut handed, &fields.0);
+            }
         } else {
             kept.push(entry.clone());
         }
@@ -41,9 +53,43 @@ pub fn without_taken_over(
     if removed.is_empty() {
         return None;
     }
+    let is_ours = |e: &&mut ManagedFieldsEntry| {
+        e.manager.as_deref() == Some(manager)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    };
+    match kept.iter_mut().find(is_ours) {
+        Some(ours) => {
+            let fields = ours
+                .fields_v1
+                .get_or_insert_with(|| FieldsV1(Value::Object(Map::new())));
+            merge_fields(&mut fields.0, &handed);
+        }
+        None => kept.push(ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            operation: Some("Apply".to_owned()),
+            api_version: Some(api_version.to_owned()),
+            fields_type: Some("FieldsV1".to_owned()),
+            fields_v1: Some(FieldsV1(handed)),
+            ..ManagedFieldsEntry::default()
+        }),
+    }
     removed.sort();
     removed.dedup();
     Some((kept, removed))
+}
+
+/// Adds the FieldsV1 set `from` to `into` (a union of the two trees).
+fn merge_fields(into: &mut Value, from: &Value) {
+    let (Value::Object(into), Value::Object(from)) = (into, from) else {
+        return;
+    };
+    for (key, value) in from {
+        merge_fields(
+            into.entry(key.clone()).or_insert_with(|| Value::Object(Map::new())),
+            value,
+        );
+    }
 }
 
 /// Splits a JSON Pointer into unescaped segments.
@@ -358,9 +404,45 @@ mod tests {
         assert!(is_taken_over("kubectl", &takeover));
         assert!(!is_taken_over("kubectlish", &takeover));
         assert!(!is_taken_over("eddy-apply", &takeover));
-        let (kept, removed) = without_taken_over(&managed(), &takeover).unwrap();
+        assert!(is_taken_over("kustomize-controller", &takeover), "Flux's apply manager");
+        let mut entries = managed();
+        entries[0].operation = Some("Apply".into());
+        let (kept, removed) = taken_over(&entries, &takeover, "eddy-apply", "apps/v1").unwrap();
         assert_eq!(removed, ["kubectl-edit"]);
-        assert_eq!(kept.len(), 1);
-        assert!(without_taken_over(&kept, &takeover).is_none());
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(taken_over(&kept, &takeover, "eddy-apply", "apps/v1").is_none());
+        let live = deployment();
+        assert_eq!(
+            owners(&live, &kept, "/spec/replicas"),
+            ["eddy-apply"],
+            "kubectl's fields are handed to the apply manager, so its next apply may remove them"
+        );
+        assert_eq!(owners(&live, &kept, "/metadata/labels/app"), ["eddy-apply"]);
+    }
+
+    #[test]
+    fn a_take_over_without_an_apply_entry_makes_one() {
+        let takeover: Vec<String> = DEFAULT_TAKEOVER_MANAGERS.map(String::from).into();
+        let flux = ManagedFieldsEntry {
+            operation: Some("Apply".into()),
+            ..entry(
+                "kustomize-controller",
+                json!({"f:data": {"f:dropped": {}, "f:value": {}}}),
+            )
+        };
+        let status = ManagedFieldsEntry {
+            subresource: Some("status".into()),
+            ..entry("kubectl-edit", json!({"f:status": {"f:replicas": {}}}))
+        };
+        let (kept, removed) = taken_over(&[flux, status.clone()], &takeover, "eddy-apply", "v1").unwrap();
+        assert_eq!(removed, ["kustomize-controller"]);
+        assert_eq!(kept[0], status, "subresource entries stay as they are");
+        assert_eq!(kept[1].manager.as_deref(), Some("eddy-apply"));
+        assert_eq!(kept[1].operation.as_deref(), Some("Apply"));
+        assert_eq!(kept[1].api_version.as_deref(), Some("v1"));
+        assert_eq!(
+            kept[1].fields_v1.as_ref().unwrap().0,
+            json!({"f:data": {"f:dropped": {}, "f:value": {}}})
+        );
     }
 }

@@ -48,6 +48,11 @@ pub const FORCE_ANNOTATION: &str = "apply.eddy.dev/force";
 /// Annotation `disabled`: never prune this object.
 pub const PRUNE_ANNOTATION: &str = "apply.eddy.dev/prune";
 
+/// The groups whose per-object policy annotations (`<group>/ssa`, `/reconcile`, `/force`,
+/// `/prune`) the engine honours: Eddy's own, and Flux kustomize-controller's, so that a
+/// repository migrated from Flux keeps its protections unchanged.
+pub const POLICY_ANNOTATION_GROUPS: [&str; 2] = ["apply.eddy.dev", "kustomize.toolkit.fluxcd.io"];
+
 /// `kubectl apply`'s copy of the manifest, which may hold Secret data in clear; removed on
 /// take-over.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -98,9 +103,6 @@ pub struct ApplyOptions {
     pub wait_interval: Duration,
     /// Objects applied at once within a stage.
     pub concurrency: usize,
-    /// A watch cache of applied objects: an object it knows to be absent is created without
-    /// reading it first.
-    pub live: Option<std::sync::Arc<cache::LiveCache>>,
 }
 
 impl std::fmt::Debug for ApplyOptions {
@@ -112,7 +114,6 @@ impl std::fmt::Debug for ApplyOptions {
             .field("wait_timeout", &self.wait_timeout)
             .field("wait_interval", &self.wait_interval)
             .field("concurrency", &self.concurrency)
-            .field("live", &self.live.is_some())
             .finish()
     }
 }
@@ -126,7 +127,6 @@ impl Default for ApplyOptions {
             wait_timeout: Duration::from_secs(60),
             wait_interval: Duration::from_millis(500),
             concurrency: 4,
-            live: None,
         }
     }
 }
@@ -135,8 +135,17 @@ fn annotation<'a>(object: &'a DynamicObject, key: &str) -> Option<&'a str> {
     object.metadata.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
-fn has_annotation(object: &DynamicObject, key: &str, value: &str) -> bool {
-    annotation(object, key).is_some_and(|v| v.eq_ignore_ascii_case(value))
+/// Whether `object` carries the policy annotation `<group>/<name>: value` (value compared
+/// without case) under any of [`POLICY_ANNOTATION_GROUPS`].
+fn has_policy(object: &DynamicObject, name: &str, value: &str) -> bool {
+    let Some(annotations) = object.metadata.annotations.as_ref() else {
+        return false;
+    };
+    POLICY_ANNOTATION_GROUPS.iter().any(|group| {
+        annotations
+            .get(&format!("{group}/{name}"))
+            .is_some_and(|v| v.eq_ignore_ascii_case(value))
+    })
 }
 
 /// The per-object policy, read from the manifest and, where Flux does, the live object.
@@ -151,15 +160,15 @@ struct Policy {
 
 impl Policy {
     fn of(desired: &DynamicObject, live: Option<&DynamicObject>) -> Self {
-        let either = |key: &str, value: &str| {
-            has_annotation(desired, key, value) || live.is_some_and(|l| has_annotation(l, key, value))
+        let either = |name: &str, value: &str| {
+            has_policy(desired, name, value) || live.is_some_and(|l| has_policy(l, name, value))
         };
         Self {
-            ignore: either(SSA_ANNOTATION, "Ignore"),
-            if_not_present: has_annotation(desired, SSA_ANNOTATION, "IfNotPresent"),
-            merge: has_annotation(desired, SSA_ANNOTATION, "Merge"),
-            reconcile_disabled: either(RECONCILE_ANNOTATION, "disabled"),
-            force: has_annotation(desired, FORCE_ANNOTATION, "enabled"),
+            ignore: either("ssa", "Ignore"),
+            if_not_present: has_policy(desired, "ssa", "IfNotPresent"),
+            merge: has_policy(desired, "ssa", "Merge"),
+            reconcile_disabled: either("reconcile", "disabled"),
+            force: has_policy(desired, "force", "enabled"),
         }
     }
 
@@ -310,15 +319,9 @@ impl Applier {
         settle: bool,
     ) -> Result<ChangeSetEntry, Error> {
         let Prepared { object, desired, api } = self.prepare(manifest, options, settle).await?;
-        let known_absent = options
-            .live
-            .as_ref()
-            .is_some_and(|cache| matches!(cache.lookup(&object), cache::Lookup::Absent));
-        let live = if known_absent {
-            None
-        } else {
-            self.get(&api, &object).await?
-        };
+        // Always read: the policy and the take-over depend on the live object, and no cache of
+        // Eddy's own objects can tell that an object made by someone else does not exist.
+        let live = self.get(&api, &object).await?;
         let policy = Policy::of(&desired, live.as_ref());
         let entry = |action| ChangeSetEntry::new(object.clone(), action);
         if policy.skips(live.is_some()) {
@@ -446,10 +449,10 @@ impl Applier {
         Ok(Prepared { object, desired, api })
     }
 
-    /// Removes the managedFields entries of the managers to take over (and kubectl's
-    /// last-applied annotation), so that the forced apply that follows owns those fields alone
-    /// and a later removal from the manifest really removes them. Returns the patched object
-    /// when it patched.
+    /// Hands the fields of the managers to take over to the engine's own apply entry (see
+    /// [`fields::taken_over`]) and removes kubectl's last-applied annotation, so that the forced
+    /// apply that follows owns those fields: one the manifest lacks is removed, and a later
+    /// removal from the manifest really removes it. Returns the patched object when it patched.
     async fn take_over(
         &self,
         api: &Api<DynamicObject>,
@@ -458,7 +461,12 @@ impl Applier {
         options: &ApplyOptions,
     ) -> Result<Option<DynamicObject>, Error> {
         let entries = live.metadata.managed_fields.as_deref().unwrap_or_default();
-        let filtered = fields::without_taken_over(entries, &options.takeover_managers);
+        let filtered = fields::taken_over(
+            entries,
+            &options.takeover_managers,
+            &self.field_manager,
+            &object.api_version(),
+        );
         let last_applied = annotation(live, LAST_APPLIED_ANNOTATION).is_some();
         if filtered.is_none() && !last_applied {
             return Ok(None);
@@ -466,12 +474,7 @@ impl Applier {
         let mut operations = Vec::new();
         let mut managers = Vec::new();
         if let Some((kept, removed)) = filtered {
-            // An empty list would mean "leave managedFields alone"; one empty entry clears them.
-            let value = if kept.is_empty() {
-                json!([{}])
-            } else {
-                serde_json::to_value(&kept).unwrap_or_else(|_| json!([{}]))
-            };
+            let value = serde_json::to_value(&kept).unwrap_or_else(|_| json!([{}]));
             operations.push(json!({"op": "replace", "path": "/metadata/managedFields", "value": value}));
             managers = removed;
         }
@@ -668,5 +671,30 @@ mod tests {
         assert!(!Policy::of(&disabled, None).skips(false), "created when absent");
         assert!(Policy::of(&with(json!({SSA_ANNOTATION: "Merge"})), None).merge);
         assert!(Policy::of(&with(json!({FORCE_ANNOTATION: "Enabled"})), None).force);
+    }
+
+    #[test]
+    fn flux_policy_annotations_count_like_eddys() {
+        let flux = |name: &str, value: &str| {
+            manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": "a", "annotations": {format!("kustomize.toolkit.fluxcd.io/{name}"): value},
+            }}))
+        };
+        let plain = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}));
+        assert!(Policy::of(&flux("ssa", "IfNotPresent"), None).skips(true));
+        assert!(!Policy::of(&flux("ssa", "IfNotPresent"), None).skips(false));
+        assert!(Policy::of(&plain, Some(&flux("ssa", "Ignore"))).skips(true));
+        assert!(Policy::of(&plain, Some(&flux("reconcile", "disabled"))).skips(true));
+        assert!(Policy::of(&flux("ssa", "merge"), None).merge);
+        assert!(Policy::of(&flux("force", "enabled"), None).force);
+        assert!(has_policy(&flux("prune", "disabled"), "prune", "disabled"));
+        assert!(!has_policy(&flux("prune", "enabled"), "prune", "disabled"));
+        let elsewhere = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "a", "annotations": {"example.com/prune": "disabled"},
+        }}));
+        assert!(
+            !has_policy(&elsewhere, "prune", "disabled"),
+            "only Eddy's and Flux's groups"
+        );
     }
 }

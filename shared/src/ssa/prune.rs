@@ -5,8 +5,7 @@
 use kube::api::DeleteParams;
 
 use super::{
-    Action, Applier, ChangeSet, ChangeSetEntry, Error, Owner, PRUNE_ANNOTATION, RECONCILE_ANNOTATION, SSA_ANNOTATION,
-    has_annotation, is_not_found, object_message, order,
+    Action, Applier, ChangeSet, ChangeSetEntry, Error, Owner, has_policy, is_not_found, object_message, order,
 };
 use crate::inventory::{self, Inventory, InventoryEntry, ObjectRef};
 
@@ -59,8 +58,8 @@ impl PruneReport {
 impl Applier {
     /// Deletes the objects of `old` that are not in `new` (background propagation, reverse
     /// apply order), when their live labels name `options.owner` and they are not annotated
-    /// `apply.eddy.dev/prune: disabled`, `apply.eddy.dev/reconcile: disabled` or
-    /// `apply.eddy.dev/ssa: Ignore`. Objects already gone count as deleted. For a
+    /// `prune: disabled`, `reconcile: disabled` or `ssa: Ignore` (in Eddy's or Flux's group, see
+    /// [`super::POLICY_ANNOTATION_GROUPS`]). Objects already gone count as deleted. For a
     /// Kustomization's deletion, pass an empty `new`.
     pub async fn prune(&self, old: &Inventory, new: &Inventory, options: &PruneOptions) -> PruneReport {
         let mut stale: Vec<(ObjectRef, InventoryEntry)> = Vec::new();
@@ -106,9 +105,9 @@ impl Applier {
             Err(err) => return Err(err),
         };
         let owned = live.metadata.labels.as_ref().is_some_and(|l| options.owner.owns(l));
-        let opted_out = has_annotation(&live, PRUNE_ANNOTATION, "disabled")
-            || has_annotation(&live, RECONCILE_ANNOTATION, "disabled")
-            || has_annotation(&live, SSA_ANNOTATION, "Ignore");
+        let opted_out = has_policy(&live, "prune", "disabled")
+            || has_policy(&live, "reconcile", "disabled")
+            || has_policy(&live, "ssa", "Ignore");
         if !owned || opted_out {
             return Ok(Action::Skipped);
         }

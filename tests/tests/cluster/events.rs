@@ -35,9 +35,9 @@ async fn event_receiver() -> (reqwest::Url, Received, tokio::task::JoinHandle<()
     (url, received, server)
 }
 
-#[tokio::test]
-async fn one_call_records_the_kubernetes_event_and_forwards_it() {
-    let (client, ns) = cluster_namespace("events").await;
+/// A namespace named after `prefix` holding GitRepository `web`, the object events are about.
+async fn repository_web(prefix: &str) -> (Client, String, GitRepository) {
+    let (client, ns) = cluster_namespace(prefix).await;
     let repos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
     let repo: GitRepository = serde_json::from_value(serde_json::json!({
         "apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository",
@@ -46,6 +46,13 @@ async fn one_call_records_the_kubernetes_event_and_forwards_it() {
     }))
     .unwrap();
     let repo = repos.create(&PostParams::default(), &repo).await.unwrap();
+    (client, ns, repo)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn one_call_records_the_kubernetes_event_and_forwards_it() {
+    let (client, ns, repo) = repository_web("events").await;
 
     let (url, received, server) = event_receiver().await;
     let (recorder, forwarder) = EventRecorder::new(
@@ -98,6 +105,7 @@ async fn one_call_records_the_kubernetes_event_and_forwards_it() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_receiver_that_never_answers_cannot_block_recording() {
     eddy_shared::install_crypto_provider();
     // A listener that accepts connections and never answers: every POST hangs until its timeout.
@@ -141,4 +149,50 @@ async fn a_receiver_that_never_answers_cannot_block_recording() {
     );
     forwarder.unwrap().shutdown(recorder, Duration::from_millis(200)).await;
     drop(silent);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn reporting_never_serialises_reconciles_on_a_slow_apiserver() {
+    let (client, ns, repo) = repository_web("events-parallel").await;
+    // Every request and response takes 200 ms more each way: one event at a time, 200 events
+    // would take at least 80 s.
+    let latency = Duration::from_millis(200);
+    let relay = eddy_tests::latency::LatencyRelay::to_apiserver(&eddy_tests::kubeconfig_path(), latency)
+        .await
+        .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(relay.kubeconfig()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let slow = Client::try_from(config).unwrap();
+    let (recorder, _) = EventRecorder::new(slow, "apply-controller", None, None, Counter::default());
+
+    let started = Instant::now();
+    let reports = (0..200).map(|i| {
+        let (recorder, repo) = (&recorder, &repo);
+        async move {
+            recorder
+                .record(
+                    repo,
+                    Report::info("ReconciliationSucceeded", format!("reconcile {i} done")),
+                )
+                .await;
+        }
+    });
+    futures::future::join_all(reports).await;
+    let took = started.elapsed();
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let recorded = events
+        .list(&ListParams::default().fields("regarding.name=web"))
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(recorded, 200, "every report is an Event");
+    assert!(
+        took < Duration::from_secs(20),
+        "200 reports took {took:?} through a 400 ms round trip: they waited for each other"
+    );
+    delete_namespace(&client, &ns).await;
 }

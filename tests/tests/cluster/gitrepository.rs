@@ -109,6 +109,7 @@ pub(crate) async fn download(artifact: &Artifact) -> tempfile::TempDir {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn new_commits_become_new_artifacts_with_ignore_rules_and_links_honoured() {
     let (client, ns) = cluster_namespace("gitrepo").await;
     let server = GitHttpServer::start(Some(("git", "hunter2"))).await.unwrap();
@@ -228,6 +229,7 @@ async fn new_commits_become_new_artifacts_with_ignore_rules_and_links_honoured()
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn an_unchanged_remote_is_not_fetched_again() {
     let (client, ns) = cluster_namespace("unchanged").await;
     let server = GitHttpServer::start(None).await.unwrap();
@@ -299,6 +301,7 @@ async fn break_credentials(
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
     let (client, ns) = cluster_namespace("suspend").await;
     let server = GitHttpServer::start(None).await.unwrap();
@@ -331,6 +334,7 @@ async fn a_suspended_repository_keeps_its_artifact_until_resumed() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_wrong_password_fails_clearly_and_keeps_serving_the_last_artifact() {
     let (client, ns) = cluster_namespace("badpass").await;
     let server = GitHttpServer::start(Some(("git", "hunter2"))).await.unwrap();
@@ -363,6 +367,7 @@ async fn a_wrong_password_fails_clearly_and_keeps_serving_the_last_artifact() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_wrong_host_key_fails_clearly_and_keeps_serving_the_last_artifact() {
     let (client, ns) = cluster_namespace("hostkey").await;
     let server = SshServer::start().await.unwrap();
@@ -395,6 +400,7 @@ async fn a_wrong_host_key_fails_clearly_and_keeps_serving_the_last_artifact() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_remote_that_never_answers_times_out_after_spec_timeout() {
     let (client, ns) = cluster_namespace("timeout").await;
     // Accepts connections (the kernel does) and never answers a request.

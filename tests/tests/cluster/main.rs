@@ -4,10 +4,12 @@
 mod api;
 mod cli;
 mod controllers;
+mod drift_watch;
 mod events;
 mod gitrepository;
 mod kustomization;
 mod kustomization_more;
+mod leave_alone;
 mod live_cache;
 mod ocirepository;
 mod server_side_apply;
