@@ -18,16 +18,22 @@ pub struct Identities {
 
 impl Identities {
     /// The controller's own engine on `client`, and the configuration impersonating clients are
-    /// made from (the same one `client` was made from).
+    /// made from: the one `client` was made from, inferred as kube does (in-cluster or
+    /// `KUBECONFIG`).
     pub async fn new(client: kube::Client) -> anyhow::Result<Self> {
         let config = kube::Config::infer()
             .await
             .context("no usable Kubernetes configuration for impersonating clients")?;
-        Ok(Self {
+        Ok(Self::with_config(client, config))
+    }
+
+    /// [`new`](Self::new) with the configuration given.
+    pub fn with_config(client: kube::Client, config: kube::Config) -> Self {
+        Self {
             config,
             own: Arc::new(Applier::new(client)),
             impersonated: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The controller's own engine.

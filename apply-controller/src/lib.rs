@@ -110,25 +110,26 @@ pub struct Shared {
     pub trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<Kustomization>>,
 }
 
-/// Runs the controller until a shutdown signal.
-pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    let args = flags.apply;
-    runtime::run(NAME, flags.runtime, move |ctx| async move {
-        let (api, watch) = watch_scope::<Kustomization>(&ctx).await?;
-        let controller = controller_for(api, watch);
-        let store = controller.store();
-        let (git_store, git_changes) = sources::watch::<GitRepository>(&ctx);
-        let (oci_store, oci_changes) = sources::watch::<OCIRepository>(&ctx);
+impl Shared {
+    /// What reconciles share, for a controller with `args` on `client`: sources and dependencies
+    /// read from the stores given, an empty live cache and empty memories. Also returns the
+    /// receiver of the reconcile requests sent through [`Shared::trigger`].
+    pub fn new(
+        args: ApplyArgs,
+        client: kube::Client,
+        identities: impersonation::Identities,
+        sources: sources::Sources,
+        kustomizations: reflector::Store<Kustomization>,
+    ) -> anyhow::Result<(
+        Arc<Self>,
+        tokio::sync::mpsc::UnboundedReceiver<ObjectRef<Kustomization>>,
+    )> {
         let (trigger, triggered) = tokio::sync::mpsc::unbounded_channel();
-        let identities = impersonation::Identities::new(ctx.client.clone()).await?;
         let shared = Arc::new(Shared {
             args,
-            sources: sources::Sources {
-                git: git_store,
-                oci: oci_store,
-            },
-            kustomizations: store.clone(),
-            live: LiveCache::new(ctx.client.clone(), eddy_shared::ssa::FIELD_MANAGER),
+            sources,
+            kustomizations,
+            live: LiveCache::new(client, eddy_shared::ssa::FIELD_MANAGER),
             identities,
             applied: applied::Memory::default(),
             written: runtime::LastWritten::default(),
@@ -138,7 +139,25 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 .build()?,
             trigger,
         });
+        Ok((shared, triggered))
+    }
+}
 
+/// Runs the controller until a shutdown signal.
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let args = flags.apply;
+    runtime::run(NAME, flags.runtime, move |ctx| async move {
+        let (api, watch) = watch_scope::<Kustomization>(&ctx).await?;
+        let controller = controller_for(api, watch);
+        let store = controller.store();
+        let (git_store, git_changes) = sources::watch::<GitRepository>(&ctx);
+        let (oci_store, oci_changes) = sources::watch::<OCIRepository>(&ctx);
+        let identities = impersonation::Identities::new(ctx.client.clone()).await?;
+        let sources = sources::Sources {
+            git: git_store,
+            oci: oci_store,
+        };
+        let (shared, triggered) = Shared::new(args, ctx.client.clone(), identities, sources, store.clone())?;
         tokio::spawn(drift_watch::run(shared.live.subscribe(), Arc::downgrade(&shared)));
         let controller = controller
             .watches_stream(git_changes, sources::dependents(store.clone(), "GitRepository"))

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use eddy_shared::api::apply::Kustomization;
 use eddy_shared::api::source::GitRepository;
 use eddy_shared::conditions;
-use eddy_tests::{create, kubeconfig_path, namespace};
+use eddy_tests::kubeconfig_path;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -161,90 +162,124 @@ async fn a_writer_fighting_eddy_is_reported_not_looped_on() {
 /// apply-controller's bound, as the test sees it (`apply_controller::drift_watch::FIGHT_CORRECTIONS`).
 pub(crate) const CORRECTIONS_BEFORE_A_FIGHT: usize = 5;
 
+/// apply-controller's reconcile run in this process, so that a test decides which copy of the
+/// Kustomization each reconcile starts from, as the controller's watch store would hand it.
+struct InProcess {
+    ctx: Arc<eddy_shared::runtime::Context>,
+    shared: Arc<apply_controller::Shared>,
+    sources: kube::runtime::reflector::store::Writer<GitRepository>,
+}
+
+impl InProcess {
+    async fn start(setup: &Setup) -> Self {
+        use clap::Parser as _;
+        let flags = apply_controller::Flags::parse_from(["apply-controller", "--controller-namespace=eddy-none"]);
+        let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig_path()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let client = setup.client.clone();
+        let (events, _) = eddy_shared::events::EventRecorder::new(
+            client.clone(),
+            apply_controller::NAME,
+            None,
+            None,
+            Default::default(),
+        );
+        let ctx = Arc::new(eddy_shared::runtime::Context {
+            client: client.clone(),
+            controller: apply_controller::NAME,
+            args: flags.runtime,
+            metrics: eddy_shared::runtime::Metrics::new(apply_controller::NAME),
+            events,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        });
+        let (git, sources) = kube::runtime::reflector::store();
+        let (oci, _) = kube::runtime::reflector::store();
+        let (kustomizations, _) = kube::runtime::reflector::store();
+        let identities = apply_controller::impersonation::Identities::with_config(client.clone(), config);
+        let sources_seen = apply_controller::sources::Sources { git, oci };
+        let (shared, _) =
+            apply_controller::Shared::new(flags.apply, client, identities, sources_seen, kustomizations).unwrap();
+        Self { ctx, shared, sources }
+    }
+
+    /// Shows the source as it is in the cluster now, once it has `revision`.
+    async fn source_at(&mut self, setup: &Setup, revision: &str) {
+        let sources: Api<GitRepository> = Api::namespaced(setup.client.clone(), &setup.ns);
+        let source = setup
+            .within(
+                Duration::from_secs(30),
+                &format!("the source to have {revision}"),
+                || async {
+                    let source = sources.get("app").await.ok()?;
+                    let at = source.status.as_ref()?.artifact.as_ref()?.revision == revision;
+                    at.then_some(source)
+                },
+            )
+            .await;
+        self.sources
+            .apply_watcher_event(&kube::runtime::watcher::Event::Apply(source));
+    }
+
+    /// Reconciles `ks` as given, however old the copy.
+    async fn reconcile(&self, ks: &Kustomization) {
+        let outcome =
+            apply_controller::reconcile::reconcile(Arc::new(ks.clone()), self.ctx.clone(), self.shared.clone()).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_reconcile_that_starts_from_a_stale_copy_still_prunes_by_the_last_inventory() {
-    let setup = Setup::start("stale-copy", &[("deploy/y.yaml", &config_map("y", "one"))], &[]).await;
+    let files = [
+        ("deploy/x.yaml", config_map("x", "one")),
+        ("deploy/y.yaml", config_map("y", "one")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let mut setup = Setup::start("stale-copy", &files, &[]).await;
+    // The reconciles run here, each from the copy the test hands it; the process is not needed.
+    setup.apply.signal("KILL").unwrap();
+    setup.apply.wait_for_exit(Duration::from_secs(10)).await.unwrap();
     let ns = setup.ns.clone();
-    // A gate the test opens and closes: an object in a namespace no controller here watches,
-    // whose status the test writes. While it is not Ready, the health check holds the reconcile.
-    let gates_ns = namespace(&setup.client, "stale-copy-gate").await;
-    create(
-        &setup.client,
-        &gates_ns,
-        json!({
-            "apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository",
-            "metadata": {"name": "gate"},
-            "spec": {"url": "https://example.invalid/gate.git", "interval": "1h"},
-        }),
-    )
-    .await
-    .unwrap();
-    let gates: Api<GitRepository> = Api::namespaced(setup.client.clone(), &gates_ns);
-    let set_gate = |open: bool| {
-        let gates = gates.clone();
-        async move {
-            let now = "2026-01-01T00:00:00Z";
-            let conditions = if open {
-                json!([{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "open", "lastTransitionTime": now, "observedGeneration": 1}])
-            } else {
-                json!([
-                    {"type": "Ready", "status": "False", "reason": "Progressing", "message": "closed", "lastTransitionTime": now, "observedGeneration": 1},
-                    {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "closed", "lastTransitionTime": now, "observedGeneration": 1},
-                ])
-            };
-            let patch = json!({"status": {"observedGeneration": 1, "conditions": conditions}});
-            gates
-                .patch_status("gate", &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .unwrap();
-        }
-    };
-    set_gate(true).await;
+    let mut controller = InProcess::start(&setup).await;
+    let first = setup.commit(&[], "the revision to apply first");
+    controller.source_at(&setup, &first).await;
     setup
         .create_kustomization(
             "app",
-            json!({
-                "path": "./deploy", "targetNamespace": ns, "interval": "1h", "timeout": "60s",
-                "healthChecks": [{"apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository", "name": "gate", "namespace": gates_ns}],
-            }),
+            json!({"path": "./deploy", "targetNamespace": ns, "interval": "1h"}),
         )
         .await;
-    setup.ready("app", None).await;
+    let kustomizations = setup.kustomizations();
+    // The first reconcile adds the finalizer; the second applies x and y and writes the status.
+    controller.reconcile(&kustomizations.get("app").await.unwrap()).await;
+    let stale = kustomizations.get("app").await.unwrap();
+    controller.reconcile(&stale).await;
+    let written = kustomizations.get("app").await.unwrap();
+    assert_eq!(
+        inventory_ids(&written),
+        [format!("{ns}_x__ConfigMap"), format!("{ns}_y__ConfigMap")]
+    );
 
-    // Revision A adds x; its reconcile applies x and then waits at the closed gate.
-    set_gate(false).await;
-    let maps: Api<ConfigMap> = Api::namespaced(setup.client.clone(), &ns);
-    setup.commit(&[("deploy/x.yaml", &config_map("x", "one"))], "A: x");
-    setup
-        .within(Duration::from_secs(30), "x to be applied", || async {
-            maps.get_opt("x").await.ok()?.map(|_| ())
-        })
-        .await;
-    // Revision B removes x and reaches the source while A's reconcile still waits, so B's
-    // reconcile starts right after A's writes its status, from a watch copy that may predate it.
+    // x leaves Git. The next reconcile starts from the copy before the status write, as one
+    // queued right behind it does when the watch has not delivered that write yet.
     std::fs::remove_file(setup.repo.work().join("deploy/x.yaml")).unwrap();
-    let revision_b = setup.commit(&[("deploy/y.yaml", &config_map("y", "two"))], "B: no x");
-    let sources: Api<GitRepository> = Api::namespaced(setup.client.clone(), &ns);
-    setup
-        .within(Duration::from_secs(30), "the source to have revision B", || async {
-            let source = sources.get("app").await.ok()?;
-            let artifact = source.status?.artifact?;
-            (artifact.revision == revision_b).then_some(())
-        })
-        .await;
-    set_gate(true).await;
+    let second = setup.commit(&[("deploy/y.yaml", &config_map("y", "two"))], "x leaves");
+    controller.source_at(&setup, &second).await;
+    assert!(stale.status.is_none(), "the copy predates the status write");
+    controller.reconcile(&stale).await;
 
-    let ks = setup.ready("app", Some(&revision_b)).await;
+    let ks = kustomizations.get("app").await.unwrap();
+    let status = ks.status.clone().unwrap();
+    assert_eq!(status.last_applied_revision.as_deref(), Some(second.as_str()));
     assert_eq!(inventory_ids(&ks), [format!("{ns}_y__ConfigMap")]);
-    setup
-        .within(
-            Duration::from_secs(10),
-            "x, which left Git in B, to be pruned",
-            || async { maps.get_opt("x").await.ok()?.is_none().then_some(()) },
-        )
-        .await;
-    eddy_tests::delete_namespace(&setup.client, &gates_ns).await;
+    let maps: Api<ConfigMap> = Api::namespaced(setup.client.clone(), &ns);
+    assert!(
+        maps.get_opt("x").await.unwrap().is_none(),
+        "x left Git but was not pruned: the reconcile read the inventory of the stale copy"
+    );
     setup.finish().await;
 }
 
@@ -311,4 +346,51 @@ async fn reconciles(setup: &Setup) -> u64 {
         .filter(|line| line.starts_with("eddy_reconcile_total{") && line.contains("Kustomization"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn a_remote_base_at_a_branch_that_moved_is_applied() {
+    let setup = Setup::start(
+        "remote-branch",
+        &[("app/placeholder.yaml", &config_map("placeholder", "one"))],
+        &["--no-remote-bases=false"],
+    )
+    .await;
+    let server = setup.server.as_ref().unwrap();
+    let bases = server.create_repo("bases").unwrap();
+    bases
+        .commit(
+            &[
+                ("base/kustomization.yaml", "resources:\n  - cm.yaml\n"),
+                ("base/cm.yaml", &config_map("from-remote", "first")),
+            ],
+            "base",
+        )
+        .unwrap();
+    let overlay = format!("resources:\n  - {}//base?ref=main\n", server.url("bases"));
+    let revision = setup.commit(&[("app/kustomization.yaml", &overlay)], "a base at a branch");
+    // The source does not change again: only the base's branch moves.
+    setup
+        .create_kustomization(
+            "app",
+            json!({"path": "./app", "targetNamespace": setup.ns, "interval": "2s"}),
+        )
+        .await;
+    setup.ready("app", Some(&revision)).await;
+    let maps: Api<ConfigMap> = Api::namespaced(setup.client.clone(), &setup.ns);
+    assert_eq!(maps.get("from-remote").await.unwrap().data.unwrap()["value"], "first");
+    bases
+        .commit(
+            &[("base/cm.yaml", &config_map("from-remote", "moved"))],
+            "the branch moves",
+        )
+        .unwrap();
+    setup
+        .within(Duration::from_secs(30), "the moved branch to be applied", || async {
+            let map = maps.get("from-remote").await.ok()?;
+            (map.data?.get("value").map(String::as_str) == Some("moved")).then_some(())
+        })
+        .await;
+    setup.finish().await;
 }
