@@ -2,12 +2,13 @@
 //! changed or that was deleted; a change that is not the last apply's own (its fingerprint is
 //! not the one that apply left) asks for a reconcile of the owning Kustomization, which compares,
 //! reports and corrects as on any interval. Notices are gathered per Kustomization for
-//! [`DEBOUNCE`], so a burst costs one reconcile and an apply's own writes, seen before its record
-//! is stored, are recognised once it is. Each object's corrections are bounded ([`Corrections`]):
+//! [`DEBOUNCE`], so a burst costs one reconcile, and held while the Kustomization applies
+//! ([`Applying`]), so that its own writes are compared with the record it leaves, not the one
+//! before. Each object's corrections are bounded ([`Corrections`]):
 //! a writer that keeps changing an object back is reported as contesting it, and corrections on
 //! change pause for that object while the interval reconcile carries on as before.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -138,21 +139,66 @@ impl Contests {
     }
 }
 
-/// The objects among `changes` that differ from what `applied` left: changes that are not the
-/// apply's own. An object the apply did not leave (not applied, or skipped) is no one's drift.
+/// The Kustomizations applying now (`namespace/name`): notices about them wait until the apply's
+/// record is stored.
+#[derive(Debug, Default)]
+pub struct Applying(Mutex<HashSet<String>>);
+
+impl Applying {
+    /// Marks `key` as applying until the returned guard is dropped.
+    pub fn begin(&self, key: &str) -> ApplyingGuard<'_> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned());
+        ApplyingGuard {
+            applying: self,
+            key: key.to_owned(),
+        }
+    }
+
+    /// Whether `key` is applying now.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(key)
+    }
+}
+
+/// Marks a Kustomization as applying while it lives.
+pub struct ApplyingGuard<'a> {
+    applying: &'a Applying,
+    key: String,
+}
+
+impl Drop for ApplyingGuard<'_> {
+    fn drop(&mut self) {
+        self.applying
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// The objects among `changes` (in the order they were seen) whose latest state differs from
+/// what `applied` left: changes that are not the apply's own. Only the latest notice of an object
+/// counts, so an apply's intermediate writes (a take-over before the apply) are not drift. An
+/// object the apply did not leave (not applied, or skipped) is no one's drift.
 pub fn drifted<'a>(applied: &Applied, changes: impl IntoIterator<Item = &'a Changed>) -> Vec<ObjectRef> {
-    let mut drifted: Vec<ObjectRef> = changes
+    let mut latest: HashMap<&ObjectRef, Option<u64>> = HashMap::new();
+    for change in changes {
+        latest.insert(&change.object, change.fingerprint);
+    }
+    let mut drifted: Vec<ObjectRef> = latest
         .into_iter()
-        .filter(|change| {
+        .filter(|(changed, now)| {
             applied
                 .objects
                 .iter()
-                .any(|(object, fingerprint)| object == &change.object && change.fingerprint != Some(*fingerprint))
+                .any(|(object, fingerprint)| object == *changed && *now != Some(*fingerprint))
         })
-        .map(|change| change.object.clone())
+        .map(|(object, _)| object.clone())
         .collect();
     drifted.sort();
-    drifted.dedup();
     drifted
 }
 
@@ -182,7 +228,11 @@ pub async fn run(mut notices: mpsc::Receiver<Changed>, shared: Weak<Shared>) {
                     .collect();
                 let Some(shared) = shared.upgrade() else { return };
                 for key in ready {
-                    if let Some((changes, _)) = pending.remove(&key) {
+                    let Some((changes, _)) = pending.remove(&key) else { continue };
+                    if shared.applying.contains(&key) {
+                        // Held until the apply's record is stored.
+                        pending.insert(key, (changes, now + DEBOUNCE));
+                    } else {
                         act(&shared, &key, &changes);
                     }
                 }
@@ -265,6 +315,15 @@ mod tests {
         assert!(
             drifted(&applied, &[change("web", Some(10))]).is_empty(),
             "the apply's own write"
+        );
+        assert!(
+            drifted(&applied, &[change("web", Some(11)), change("web", Some(10))]).is_empty(),
+            "a take-over before the apply, then the apply"
+        );
+        assert_eq!(
+            drifted(&applied, &[change("web", Some(10)), change("web", Some(11))]),
+            vec![object("web")],
+            "changed after the apply"
         );
     }
 

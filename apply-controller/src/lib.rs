@@ -102,6 +102,8 @@ pub struct Shared {
     pub applied: applied::Memory,
     /// Objects another writer keeps changing back, per Kustomization.
     pub contests: drift_watch::Contests,
+    /// The Kustomizations applying now.
+    pub applying: drift_watch::Applying,
     /// The status this process last wrote to each Kustomization.
     pub written: runtime::LastWritten<eddy_shared::api::apply::KustomizationStatus>,
     /// Downloads artifacts.
@@ -134,6 +136,7 @@ impl Shared {
             applied: applied::Memory::default(),
             written: runtime::LastWritten::default(),
             contests: drift_watch::Contests::default(),
+            applying: drift_watch::Applying::default(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .build()?,

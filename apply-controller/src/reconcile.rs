@@ -508,7 +508,9 @@ impl<'a> Run<'a> {
 
     /// Writes the status when it differs from the last one written.
     async fn write(&mut self) -> Result<(), Failure> {
-        if self.written.as_ref() == Some(&self.status) {
+        // What this process wrote last, a progress status of this very reconcile included.
+        let last = self.shared.written.current(self.ks.as_ref(), self.written.as_ref());
+        if last.as_ref() == Some(&self.status) {
             return Ok(());
         }
         let value = serde_json::to_value(&self.status).map_err(|e| self.kube_failure(e.to_string(), None))?;
@@ -590,7 +592,7 @@ impl<'a> Run<'a> {
             variables,
             render::Reach {
                 max_artifact_size: self.shared.args.max_artifact_size,
-                remote_bases: (!self.shared.args.no_remote_bases).then_some(self.timing.timeout.as_secs()),
+                remote_bases: (!self.shared.args.no_remote_bases).then_some(self.timing.timeout),
             },
         )
         .await
@@ -629,6 +631,8 @@ impl<'a> Run<'a> {
             ..ApplyOptions::default()
         };
         self.watch_kinds(&applier, &objects).await;
+        // Until this reconcile ends, changes the live cache sees are held: they are this apply's.
+        let _applying = self.shared.applying.begin(&self.key);
         let old = self.status.inventory.clone().unwrap_or_default();
         let change_set = match applier.apply_all_staged(objects, &options).await {
             Ok(change_set) => change_set,
@@ -673,7 +677,11 @@ impl<'a> Run<'a> {
         }
         self.status.inventory = Some(new_inventory);
         self.status.last_applied_revision = Some(revision.clone());
-        let record = Applied::new(input, &change_set, rendered.read_a_branch);
+        // Stored before the health wait, so that changes seen during it are compared with what
+        // this apply left.
+        self.shared
+            .applied
+            .set(&self.key, Applied::new(input, &change_set, rendered.read_a_branch));
 
         let health = self.check_health(&applier, &change_set).await;
         let changes: Vec<String> = change_set
@@ -687,7 +695,6 @@ impl<'a> Run<'a> {
                 Err(stop)
             }
             Ok(message) => {
-                self.shared.applied.set(&self.key, record);
                 let was_ready = conditions::is_ready(&self.status.conditions, self.generation());
                 self.mark_applied(&revision, message);
                 if !changes.is_empty() || !was_ready {
@@ -1118,9 +1125,19 @@ impl<'a> Run<'a> {
             retry: self.timing.retry,
             source: None,
         };
-        if let Some(why) = self.collection_impossible().await {
+        if let Some(account) = self.account_gone().await {
+            let why = format!("service account {}/{account} no longer exists", self.namespace);
             self.skip_collection(&why, inventory.entries.len()).await;
             return Ok(Action::await_change());
+        }
+        // In a namespace being deleted, the namespace controller removes the namespaced objects
+        // (and the account and its bindings may be gone already): only objects elsewhere
+        // (cluster-scoped, or in other namespaces) are this Kustomization's to delete.
+        let terminating = self.namespace_terminating().await;
+        let mut inventory = inventory;
+        if terminating {
+            let prefix = format!("{}_", self.namespace);
+            inventory.entries.retain(|e| !e.id.starts_with(&prefix));
         }
         let applier = self.applier().map_err(|s| failure(s.message))?;
         let report = applier
@@ -1132,14 +1149,27 @@ impl<'a> Run<'a> {
             .await;
         if !report.is_success() {
             let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-            if report.errors.iter().all(SsaError::is_forbidden) {
-                // The account lost its permissions (its RoleBinding went first): waiting cannot
-                // help, and holding the finalizer would block the namespace's deletion.
-                let why = format!("the account may not delete them: {}", errors.join("; "));
-                self.skip_collection(&why, inventory.entries.len()).await;
+            let impersonating =
+                self.ks.spec.service_account_name.is_some() || self.shared.args.default_service_account.is_some();
+            let forbidden = impersonating && report.errors.iter().all(SsaError::is_forbidden);
+            if terminating || forbidden {
+                // Waiting cannot help (the namespace goes, or the account lost its permissions
+                // with its RoleBinding), and holding the finalizer would block the namespace.
+                let why = if terminating {
+                    format!("namespace {} is being deleted: {}", self.namespace, errors.join("; "))
+                } else {
+                    format!("the account may not delete them: {}", errors.join("; "))
+                };
+                self.skip_collection(&why, report.errors.len()).await;
                 return Ok(Action::await_change());
             }
             return Err(failure(format!("deleting applied objects: {}", errors.join("; "))));
+        }
+        if terminating {
+            tracing::warn!(
+                namespace = %self.namespace,
+                "namespace is being deleted; its own objects are left to the namespace controller"
+            );
         }
         if spec.deletion_policy == DeletionPolicy::WaitForTermination {
             let deleted: Vec<ObjectRef> = report
@@ -1162,28 +1192,26 @@ impl<'a> Run<'a> {
 }
 
 impl Run<'_> {
-    /// Why the applied objects cannot be deleted on the Kustomization's deletion, if they
-    /// cannot: its namespace is being deleted (the namespace controller removes the namespaced
-    /// objects, and the account and its bindings may be gone already), or the account it
-    /// impersonates no longer exists. Read as the controller itself. A failed read is no reason:
-    /// the delete is tried and its own error decides.
-    async fn collection_impossible(&self) -> Option<String> {
+    /// Whether the Kustomization's namespace is being deleted, read as the controller itself; a
+    /// failed read says no, and the deletes decide.
+    async fn namespace_terminating(&self) -> bool {
         let namespaces: Api<Namespace> = Api::all(self.ctx.client.clone());
-        if let Ok(Some(namespace)) = namespaces.get_opt(&self.namespace).await
-            && namespace.metadata.deletion_timestamp.is_some()
-        {
-            return Some(format!("namespace {} is being deleted", self.namespace));
-        }
+        matches!(
+            namespaces.get_opt(&self.namespace).await,
+            Ok(Some(namespace)) if namespace.metadata.deletion_timestamp.is_some()
+        )
+    }
+
+    /// The account the Kustomization impersonates, when it no longer exists (read as the
+    /// controller itself; a failed read says it exists, and the deletes decide).
+    async fn account_gone(&self) -> Option<String> {
         let account = self.ks.spec.service_account_name.as_ref().or(self
             .shared
             .args
             .default_service_account
             .as_ref())?;
         let accounts: Api<ServiceAccount> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-        match accounts.get_opt(account).await {
-            Ok(None) => Some(format!("service account {}/{account} no longer exists", self.namespace)),
-            _ => None,
-        }
+        matches!(accounts.get_opt(account).await, Ok(None)).then(|| account.clone())
     }
 
     /// Leaves the applied objects in place, says so in a Warning event and the log, and lets the

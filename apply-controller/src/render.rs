@@ -5,6 +5,8 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use eddy_shared::api::apply::{KustomizationSpec, ObjectSelector};
 use eddy_shared::artifact::{self, FetchError};
@@ -60,8 +62,24 @@ impl RenderError {
 pub struct Reach {
     /// Largest artifact downloaded, in bytes.
     pub max_artifact_size: u64,
-    /// Remote bases are cloned, each Git operation within this many seconds; refused when `None`.
-    pub remote_bases: Option<u64>,
+    /// Remote bases are cloned, all of them within this time; refused when `None`.
+    pub remote_bases: Option<Duration>,
+}
+
+/// Renders that run at once; more wait for a place. A render whose caller timed out keeps its
+/// place until its work ends (remote bases stop at the interrupt the caller leaves behind), so
+/// slow renders tie up at most this many blocking threads.
+pub const RENDERS: usize = 8;
+static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(RENDERS);
+
+/// Sets its flag when dropped: the render's caller stopped waiting (its timeout passed), so the
+/// Git work of remote bases stops too.
+struct InterruptOnDrop(Arc<AtomicBool>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The objects a render produced.
@@ -83,9 +101,18 @@ pub async fn render(
 ) -> Result<Rendered, RenderError> {
     let file = artifact::fetch(http, artifact, reach.max_artifact_size).await?;
     let spec = spec.clone();
-    tokio::task::spawn_blocking(move || build(file, &spec, variables.as_ref(), reach))
+    let place = RENDERING
+        .acquire()
         .await
-        .map_err(|e| RenderError::Unpack(format!("the render task failed: {e}")))?
+        .expect("the renders semaphore is never closed");
+    let interrupt = InterruptOnDrop(Arc::default());
+    let stop = interrupt.0.clone();
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        build(file, &spec, variables.as_ref(), reach, stop)
+    })
+    .await
+    .map_err(|e| RenderError::Unpack(format!("the render task failed: {e}")))?
 }
 
 fn build(
@@ -93,6 +120,7 @@ fn build(
     spec: &KustomizationSpec,
     variables: Option<&Variables>,
     reach: Reach,
+    interrupt: Arc<AtomicBool>,
 ) -> Result<Rendered, RenderError> {
     let max_artifact_size = reach.max_artifact_size;
     let dir = tempfile::tempdir().map_err(|e| RenderError::Unpack(e.to_string()))?;
@@ -108,7 +136,9 @@ fn build(
         .map_err(|e| RenderError::Unpack(e.to_string()))?;
     let written = spec.path.clone().unwrap_or_else(|| "./".into());
     let target = confined(&root, &written)?;
-    let remote = reach.remote_bases.map(|timeout| Arc::new(GitRemoteBases::new(timeout)));
+    let remote = reach
+        .remote_bases
+        .map(|timeout| Arc::new(GitRemoteBases::new(timeout, interrupt)));
     let options = kustomize::Options {
         root: Some(root),
         implicit_kustomization: true,

@@ -9,6 +9,9 @@ use clap::Args;
 use eddy_shared::kustomize::{self, Options};
 use eddy_shared::remote_base::GitRemoteBases;
 
+/// How long all remote bases of one build may take to load.
+const REMOTE_BASES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Args, Debug)]
 pub struct Build {
     /// The kustomization directory to render.
@@ -29,9 +32,9 @@ impl Build {
         let root = self.root.clone().unwrap_or_else(|| default_root(&self.dir));
         let options = Options {
             root: Some(root),
-            remote: self
-                .allow_remote_bases
-                .then(|| Arc::new(GitRemoteBases::new(60)) as Arc<dyn kustomize::RemoteLoader>),
+            remote: self.allow_remote_bases.then(|| {
+                Arc::new(GitRemoteBases::new(REMOTE_BASES_TIMEOUT, Arc::default())) as Arc<dyn kustomize::RemoteLoader>
+            }),
             ..Options::default()
         };
         match kustomize::render(&self.dir, &options) {

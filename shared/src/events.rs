@@ -310,10 +310,17 @@ impl Publisher {
                 last_observed_time: MicroTime(now),
             };
             let patch = serde_json::json!({ "series": series });
-            return api
+            let patched = api
                 .patch(&entry.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ());
+                .await;
+            if patched.is_err() {
+                // The Event is gone (expired, deleted): the next repetition starts a new one.
+                self.series
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&key);
+            }
+            return patched.map(|_| ());
         }
         let event = KubeEvent {
             metadata: kube::api::ObjectMeta {

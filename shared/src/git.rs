@@ -85,15 +85,20 @@ fn keepalive_secs(timeout_secs: u64) -> u64 {
     (timeout_secs / 2).max(1)
 }
 
-/// The HTTP transport's options for `url`, from `repo`'s configuration, with every request
-/// bounded by `timeout_secs` from connecting to the last byte of the body: a server that accepts
-/// and never answers (or stops answering) ends the request then, and with it the blocking thread
-/// that waits for it. `None` for transports other than HTTP.
+/// The longest the HTTP transport waits for the server at any one time.
+const HTTP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The HTTP transport's options for `url`, from `repo`'s configuration, with every wait for the
+/// server (the response, then each read of its body) bounded by `timeout_secs`, at most
+/// [`HTTP_WAIT`]: a server that accepts and never answers, or stops answering, ends the request
+/// then, and with it the blocking thread that waits for it. (A server that trickles bytes is ended
+/// by the fetch's interrupt flag, which its caller sets at its timeout.) `None` for transports
+/// other than HTTP.
 fn http_options(repo: &gix::Repository, url: &str, timeout_secs: u64) -> Option<Box<dyn std::any::Any>> {
     use gix_transport::client::blocking_io::http;
     let options = repo.transport_options(url, None).ok()??;
     let mut options = options.downcast::<http::Options>().ok()?;
-    let timeout = std::time::Duration::from_secs(timeout_secs);
+    let timeout = std::time::Duration::from_secs(timeout_secs).min(HTTP_WAIT);
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |builder| Ok(builder.timeout(timeout)))),
         configure_request: None,

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::api::source::GitRepositoryRef;
 use crate::git::{self, Credentials};
@@ -155,9 +156,12 @@ impl RemoteBase {
 }
 
 /// A [`RemoteLoader`] that clones remote bases, each repository and ref once per loader, into
-/// temporary directories removed when the loader is dropped. Meant to live for one build.
+/// temporary directories removed when the loader is dropped. Meant to live for one build, which
+/// its deadline bounds as a whole: every Git operation gets the time left, and a checkout stops
+/// when the interrupt flag is set (by a caller that stopped waiting).
 pub struct GitRemoteBases {
-    timeout_secs: u64,
+    deadline: Instant,
+    interrupt: Arc<AtomicBool>,
     checkouts: Mutex<HashMap<(String, Option<String>), PathBuf>>,
     dirs: Mutex<Vec<tempfile::TempDir>>,
     /// Whether a base was read at a branch (or the default branch), which can move without any
@@ -166,10 +170,11 @@ pub struct GitRemoteBases {
 }
 
 impl GitRemoteBases {
-    /// A loader whose network operations each give up after `timeout_secs`.
-    pub fn new(timeout_secs: u64) -> Self {
+    /// A loader whose work ends within `timeout` from now, or once `interrupt` is set.
+    pub fn new(timeout: Duration, interrupt: Arc<AtomicBool>) -> Self {
         Self {
-            timeout_secs: timeout_secs.max(1),
+            deadline: Instant::now() + timeout,
+            interrupt,
             checkouts: Mutex::new(HashMap::new()),
             dirs: Mutex::new(Vec::new()),
             floating: AtomicBool::new(false),
@@ -182,6 +187,19 @@ impl GitRemoteBases {
         self.floating.load(Ordering::Relaxed)
     }
 
+    /// The whole seconds left for the next Git operation; an error once none are left or the
+    /// build was interrupted.
+    fn time_left(&self, base: &RemoteBase) -> Result<u64, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.interrupt.load(Ordering::Relaxed) {
+            return Err(format!(
+                "{}: remote bases did not load within the timeout",
+                git::redact_url(&base.repo)
+            ));
+        }
+        Ok(left.as_secs().max(1))
+    }
+
     fn clone_base(&self, base: &RemoteBase) -> Result<PathBuf, String> {
         let key = (base.repo.clone(), base.reference.clone());
         if let Some(dir) = self.checkouts.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
@@ -190,7 +208,8 @@ impl GitRemoteBases {
         let credentials = Credentials::default();
         let mut errors = Vec::new();
         let head = base.candidates().into_iter().find_map(|reference| {
-            let resolved = git::resolve(&base.repo, &reference, &credentials, self.timeout_secs)
+            let timeout_secs = self.time_left(base).map_err(|e| errors.push(e)).ok()?;
+            let resolved = git::resolve(&base.repo, &reference, &credentials, timeout_secs)
                 .map_err(|e| errors.push(e.to_string()))
                 .ok()?;
             let at_branch = reference.branch.is_some() || reference.name.is_some();
@@ -209,9 +228,9 @@ impl GitRemoteBases {
             &base.repo,
             &head,
             &credentials,
-            self.timeout_secs,
+            self.time_left(base)?,
             &tree,
-            &AtomicBool::new(false),
+            &self.interrupt,
         )
         .map_err(|e| e.to_string())?;
         self.dirs.lock().unwrap_or_else(PoisonError::into_inner).push(dir);

@@ -61,6 +61,8 @@ pub struct LiveEntry {
     pub fingerprint: Fingerprint,
     /// Its kstatus health ([`status::assess`]).
     pub health: Health,
+    /// The Kustomization its labels named when it was last seen with them.
+    pub owner: Option<Owner>,
 }
 
 /// The answer of [`LiveCache::lookup`].
@@ -220,8 +222,8 @@ impl Shared {
         let (change, owner) = match event {
             Event::Init => (Change::ListStarted, None),
             Event::InitApply(object) | Event::Apply(object) => {
-                let owner = owner_of(&object);
                 let (key, entry) = summarize(object, manager);
+                let owner = entry.owner.clone();
                 (Change::Put(key, entry), owner)
             }
             Event::Delete(object) => (Change::Remove(key_of(&object)), owner_of(&object)),
@@ -231,8 +233,8 @@ impl Shared {
         let Some(kind) = kinds.get_mut(gvk) else {
             return false;
         };
-        let notice = |(namespace, name): &(String, String), fingerprint| {
-            owner.clone().map(|owner| Changed {
+        let notice = |owner: Option<Owner>, (namespace, name): &(String, String), fingerprint| {
+            owner.map(|owner| Changed {
                 object: ObjectRef {
                     group: gvk.group.clone(),
                     version: gvk.version.clone(),
@@ -251,7 +253,7 @@ impl Shared {
                 None => {
                     let before = kind.objects.get(&key.0, &key.1).map(|e| e.fingerprint);
                     let changed = (before != Some(entry.fingerprint))
-                        .then(|| notice(&key, Some(entry.fingerprint)))
+                        .then(|| notice(owner.clone(), &key, Some(entry.fingerprint)))
                         .flatten();
                     kind.objects.insert(key, entry);
                     drop(kinds);
@@ -262,7 +264,10 @@ impl Shared {
                 }
             },
             Change::Remove(key) => {
-                let changed = notice(&key, None);
+                // A watch filtered by label reports an object whose owner labels were removed
+                // as deleted, with its new labels: the owner is the one it had.
+                let last = kind.objects.get(&key.0, &key.1).and_then(|e| e.owner.clone());
+                let changed = notice(last.or(owner.clone()), &key, None);
                 kind.objects.remove(key);
                 drop(kinds);
                 self.changes.send_replace(());
@@ -347,6 +352,7 @@ fn summarize(mut object: DynamicObject, manager: &str) -> ((String, String), Liv
         resource_version,
         fingerprint: fingerprint_of(&live, &entries, manager),
         health: status::assess(&live),
+        owner: owner_of(&object),
     };
     (key, entry)
 }
@@ -838,9 +844,12 @@ mod tests {
             Some(fingerprint(&labelled("web", "3", 5), MANAGER))
         );
 
-        shared.record(&gvk(), Event::Delete(labelled("web", "4", 5)), MANAGER);
+        // Removing the owner labels takes the object out of the labelled watch: it is reported
+        // as deleted, with its new labels, and its owner hears of it.
+        shared.record(&gvk(), Event::Delete(named("web", "4")), MANAGER);
         let deleted = notices.try_recv().expect("a deletion");
         assert_eq!((deleted.object, deleted.fingerprint), (web(), None));
+        assert_eq!(deleted.owner, Owner::new("apps", "flux-system"));
 
         shared.record(&gvk(), Event::Apply(named("unlabelled", "5")), MANAGER);
         assert!(

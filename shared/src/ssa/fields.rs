@@ -5,13 +5,26 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use serde_json::{Map, Value};
 
-/// The managers whose fields the engine takes back before applying (Flux's list of field
-/// managers to take over): `kubectl` and every `kubectl-*` manager (`kubectl-client-side-apply`,
-/// `kubectl-edit`, `kubectl-patch`, ...), `before-first-apply`, which the apiserver names the
-/// fields of objects created before any apply, and `kustomize-controller`, Flux's apply manager:
-/// after a migration from Flux, a field removed from the manifest leaves the live object instead
-/// of staying with a manager that no longer runs.
+/// The managers whose fields the engine takes back before applying: `kubectl` and every
+/// `kubectl-*` manager (`kubectl-client-side-apply`, `kubectl-edit`, `kubectl-patch`, ...),
+/// `before-first-apply`, which the apiserver names the fields of objects created before any
+/// apply, and `kustomize-controller`, Flux's apply manager. What happens to the fields depends on
+/// the manager (see [`HANDED_OVER_MANAGERS`]).
 pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 3] = ["kubectl", "before-first-apply", "kustomize-controller"];
+
+/// The managers whose fields become the engine's own (Flux's list): those that applied the whole
+/// object before Eddy did, `kubectl apply` (client- or server-side) and Flux's
+/// `kustomize-controller`. The next apply then removes a field its manifest lacks, so after a
+/// migration a field removed from Git leaves the live object. The fields of the other managers
+/// taken over (`kubectl-edit`, `kubectl-rollout`, `kubectl-label` ...) are only released: the
+/// forced apply wins on the fields its manifest sets, and what such a command added elsewhere (a
+/// `restartedAt` annotation, a label) stays.
+pub const HANDED_OVER_MANAGERS: [&str; 4] = [
+    "kubectl",
+    "kubectl-client-side-apply",
+    "before-first-apply",
+    "kustomize-controller",
+];
 
 /// Whether `manager` is in `takeover`: equal to an entry, or an entry followed by `-`.
 pub fn is_taken_over(manager: &str, takeover: &[String]) -> bool {
@@ -24,11 +37,14 @@ pub fn is_taken_over(manager: &str, takeover: &[String]) -> bool {
 }
 
 /// The managedFields after the take-over, and the managers taken over; `None` when no entry
-/// belongs to a manager to take over. The main-resource fields of those managers are handed to
-/// `manager`'s apply entry (made, for `api_version`, when it has none), as Flux does: the apply
-/// that follows then owns them, so a field that its manifest lacks is removed from the object
-/// instead of staying behind, owned by a manager that no longer applies it. Entries of
-/// subresources (`status`, `scale`) are kept: the engine applies only the main resource.
+/// belongs to a manager to take over. The main-resource fields of the [`HANDED_OVER_MANAGERS`]
+/// recorded at `api_version` are handed to `manager`'s apply entry of that version (made when it
+/// has none), as Flux does: the apply that follows then owns them, so a field that its manifest
+/// lacks is removed from the object instead of staying behind, owned by a manager that no longer
+/// applies it. Field sets are specific to their version, so entries of another version, and those
+/// of the other managers to take over, are dropped: their fields are released, not handed over.
+/// Entries of subresources (`status`, `scale`) are kept: the engine applies only the main
+/// resource.
 pub fn taken_over(
     entries: &[ManagedFieldsEntry],
     takeover: &[String],
@@ -43,7 +59,11 @@ pub fn taken_over(
         let subresource = entry.subresource.as_deref().unwrap_or_default();
         if subresource.is_empty() && name != manager && is_taken_over(name, takeover) {
             removed.push(name.to_owned());
-            if let Some(fields) = &entry.fields_v1 {
+            let same_version = entry.api_version.as_deref().is_none_or(|v| v == api_version);
+            if HANDED_OVER_MANAGERS.contains(&name)
+                && same_version
+                && let Some(fields) = &entry.fields_v1
+            {
                 merge_fields(&mut handed, &fields.0);
             }
         } else {
@@ -53,9 +73,15 @@ pub fn taken_over(
     if removed.is_empty() {
         return None;
     }
+    if handed.as_object().is_some_and(Map::is_empty) {
+        removed.sort();
+        removed.dedup();
+        return Some((kept, removed));
+    }
     let is_ours = |e: &&mut ManagedFieldsEntry| {
         e.manager.as_deref() == Some(manager)
             && e.operation.as_deref() == Some("Apply")
+            && e.api_version.as_deref().is_none_or(|v| v == api_version)
             && e.subresource.as_deref().unwrap_or_default().is_empty()
     };
     match kept.iter_mut().find(is_ours) {
@@ -412,12 +438,22 @@ mod tests {
         assert_eq!(kept.len(), 1, "{kept:?}");
         assert!(taken_over(&kept, &takeover, "eddy-apply", "apps/v1").is_none());
         let live = deployment();
+        assert!(
+            owners(&live, &kept, "/spec/replicas").is_empty(),
+            "what kubectl edit set is released, not made Eddy's"
+        );
+        assert_eq!(owners(&live, &kept, "/metadata/labels/app"), ["eddy-apply"]);
+
+        let mut applied_by_kubectl = managed();
+        applied_by_kubectl[0].operation = Some("Apply".into());
+        applied_by_kubectl[1].manager = Some("kubectl-client-side-apply".into());
+        let (kept, removed) = taken_over(&applied_by_kubectl, &takeover, "eddy-apply", "apps/v1").unwrap();
+        assert_eq!(removed, ["kubectl-client-side-apply"]);
         assert_eq!(
             owners(&live, &kept, "/spec/replicas"),
             ["eddy-apply"],
-            "kubectl's fields are handed to the apply manager, so its next apply may remove them"
+            "what kubectl apply set is handed to the apply manager, so its next apply may remove it"
         );
-        assert_eq!(owners(&live, &kept, "/metadata/labels/app"), ["eddy-apply"]);
     }
 
     #[test]
@@ -443,6 +479,21 @@ mod tests {
         assert_eq!(
             kept[1].fields_v1.as_ref().unwrap().0,
             json!({"f:data": {"f:dropped": {}, "f:value": {}}})
+        );
+
+        let other_version = ManagedFieldsEntry {
+            api_version: Some("autoscaling/v1".into()),
+            operation: Some("Apply".into()),
+            ..entry(
+                "kustomize-controller",
+                json!({"f:spec": {"f:targetCPUUtilizationPercentage": {}}}),
+            )
+        };
+        let (kept, removed) = taken_over(&[other_version], &takeover, "eddy-apply", "autoscaling/v2").unwrap();
+        assert_eq!(removed, ["kustomize-controller"]);
+        assert!(
+            kept.is_empty(),
+            "a field set of another version is released, not handed over: {kept:?}"
         );
     }
 }

@@ -449,10 +449,12 @@ impl Applier {
         Ok(Prepared { object, desired, api })
     }
 
-    /// Hands the fields of the managers to take over to the engine's own apply entry (see
-    /// [`fields::taken_over`]) and removes kubectl's last-applied annotation, so that the forced
-    /// apply that follows owns those fields: one the manifest lacks is removed, and a later
-    /// removal from the manifest really removes it. Returns the patched object when it patched.
+    /// Takes over the fields of the managers to take over (see [`fields::taken_over`]: what
+    /// `kubectl apply` or Flux's kustomize-controller set becomes the engine's own, what other
+    /// kubectl commands set is released) and removes kubectl's last-applied annotation, so that
+    /// the forced apply that follows owns the manifest's fields alone, removes what an earlier
+    /// applier set and the manifest lacks, and a later removal from the manifest really removes
+    /// a field. Returns the patched object when it patched.
     async fn take_over(
         &self,
         api: &Api<DynamicObject>,
@@ -474,7 +476,17 @@ impl Applier {
         let mut operations = Vec::new();
         let mut managers = Vec::new();
         if let Some((kept, removed)) = filtered {
-            let value = serde_json::to_value(&kept).unwrap_or_else(|_| json!([{}]));
+            // Written against the object as read: a concurrent change of ownership fails the
+            // test and the apply, to be tried again, rather than being erased.
+            if let Some(version) = &live.metadata.resource_version {
+                operations.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": version}));
+            }
+            // An empty list would mean "leave managedFields alone"; one empty entry clears them.
+            let value = if kept.is_empty() {
+                json!([{}])
+            } else {
+                serde_json::to_value(&kept).unwrap_or_else(|_| json!([{}]))
+            };
             operations.push(json!({"op": "replace", "path": "/metadata/managedFields", "value": value}));
             managers = removed;
         }
