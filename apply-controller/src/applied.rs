@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use eddy_shared::inventory::ObjectRef;
-use eddy_shared::ssa::ChangeSet;
-use eddy_shared::ssa::cache::{LiveCache, Lookup};
+use eddy_apply::inventory::ObjectRef;
+use eddy_apply::ssa::ChangeSet;
+use eddy_apply::ssa::cache::{LiveCache, Lookup};
 
 /// The last apply of one Kustomization.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use eddy_shared::api::apply::Kustomization;
-use eddy_shared::inventory::ObjectRef;
-use eddy_shared::ssa::cache::Changed;
+use eddy_api::apply::Kustomization;
+use eddy_apply::inventory::ObjectRef;
+use eddy_apply::ssa::cache::Changed;
 use kube::runtime::reflector;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -277,7 +277,7 @@ fn act(shared: &Shared, key: &str, changes: &[Changed]) {
 
 #[cfg(test)]
 mod tests {
-    use eddy_shared::ssa::Owner;
+    use eddy_apply::ssa::Owner;
 
     use super::*;
 

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use eddy_shared::api::apply::IgnoreRule;
+use eddy_api::apply::IgnoreRule;
 use serde_json::Value;
 
 use crate::select::{SelectError, Selector};
@@ -333,7 +333,7 @@ fn set(desired: &mut Value, live: &Value, segments: &[String], value: Value) {
 
 #[cfg(test)]
 mod tests {
-    use eddy_shared::api::apply::ObjectSelector;
+    use eddy_api::apply::ObjectSelector;
     use serde_json::json;
 
     use super::*;

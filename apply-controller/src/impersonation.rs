@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use eddy_shared::ssa::Applier;
+use eddy_apply::ssa::Applier;
 use http::{HeaderName, HeaderValue};
 
 /// The apply engines by identity.

@@ -22,10 +22,10 @@ pub mod substitute;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_shared::api::apply::Kustomization;
-use eddy_shared::api::source::{GitRepository, OCIRepository};
-use eddy_shared::runtime::{self, RuntimeArgs, controller_for, drive, watch_scope};
-use eddy_shared::ssa::cache::LiveCache;
+use eddy_api::apply::Kustomization;
+use eddy_api::source::{GitRepository, OCIRepository};
+use eddy_apply::ssa::cache::LiveCache;
+use eddy_runtime::{self as runtime, RuntimeArgs, controller_for, drive, watch_scope};
 use futures::StreamExt;
 use kube::runtime::reflector::{self, ObjectRef};
 
@@ -81,7 +81,7 @@ pub struct ApplyArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    eddy_shared::meta::Duration::parse(text)
+    eddy_api::meta::Duration::parse(text)
         .and_then(|d| d.to_std())
         .map_err(|e| e.to_string())
 }
@@ -105,7 +105,7 @@ pub struct Shared {
     /// The Kustomizations applying now.
     pub applying: drift_watch::Applying,
     /// The status this process last wrote to each Kustomization.
-    pub written: runtime::LastWritten<eddy_shared::api::apply::KustomizationStatus>,
+    pub written: runtime::LastWritten<eddy_api::apply::KustomizationStatus>,
     /// Downloads artifacts.
     pub http: reqwest::Client,
     /// Asks the controller to reconcile Kustomizations now (their dependencies became ready).
@@ -131,7 +131,7 @@ impl Shared {
             args,
             sources,
             kustomizations,
-            live: LiveCache::new(client, eddy_shared::ssa::FIELD_MANAGER),
+            live: LiveCache::new(client, eddy_apply::ssa::FIELD_MANAGER),
             identities,
             applied: applied::Memory::default(),
             written: runtime::LastWritten::default(),

@@ -3,9 +3,9 @@
 //! reconcile gathered (the last apply, the live cache's comparison, the request) and return
 //! data, so every combination is unit-tested here.
 
-use eddy_shared::api::apply::Inventory;
-use eddy_shared::inventory::{self, InventoryEntry, ObjectRef};
-use eddy_shared::ssa::ChangeSet;
+use eddy_api::apply::Inventory;
+use eddy_apply::inventory::{self, InventoryEntry, ObjectRef};
+use eddy_apply::ssa::ChangeSet;
 
 use crate::applied::{Applied, Comparison};
 
@@ -20,7 +20,7 @@ pub struct Situation<'a> {
     pub forced: bool,
     /// Ready is True for this generation.
     pub ready: bool,
-    /// `status.drift` lists drift found earlier.
+    /// `status.drift` lists drift left uncorrected (report-only mode).
     pub drift_shown: bool,
 }
 
@@ -69,7 +69,7 @@ pub struct NextInventory {
 /// left the source leaves the inventory whether or not it is pruned (as in Flux), so that turning
 /// prune on later, or deleting the Kustomization, never deletes what left the source long ago.
 pub fn next_inventory(old: &Inventory, change_set: &ChangeSet, prune: bool) -> NextInventory {
-    let inventory = inventory::from_change_set(change_set);
+    let inventory = change_set.to_inventory();
     let prune = if prune {
         inventory::stale(old, &inventory)
     } else {
@@ -80,7 +80,7 @@ pub fn next_inventory(old: &Inventory, change_set: &ChangeSet, prune: bool) -> N
 
 #[cfg(test)]
 mod tests {
-    use eddy_shared::ssa::{Action, ChangeSetEntry};
+    use eddy_apply::ssa::{Action, ChangeSetEntry};
 
     use super::*;
 

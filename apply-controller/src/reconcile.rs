@@ -19,19 +19,19 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use eddy_shared::api::apply::{
+use eddy_api::apply::{
     DeletionPolicy, DriftMode, DriftReport, Inventory, Kustomization, KustomizationStatus, PostBuild, SubstituteKind,
 };
-use eddy_shared::conditions::{self, READY, Status, reason};
-use eddy_shared::events::Report;
-use eddy_shared::inventory::{self, ObjectRef};
-use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
-use eddy_shared::runtime::{Context, ControllerError, write_status};
-use eddy_shared::ssa::cache::{Fingerprint, Lookup};
-use eddy_shared::ssa::{
+use eddy_api::conditions::{self, READY, Status, reason};
+use eddy_api::meta::{Artifact, RECONCILE_REQUESTED_AT};
+use eddy_apply::inventory::{self, ObjectRef};
+use eddy_apply::ssa::cache::{Fingerprint, Lookup};
+use eddy_apply::ssa::{
     Action as Change, Applier, ApplyOptions, ChangeSet, Error as SsaError, Owner, PruneOptions, api_message,
 };
-use eddy_shared::status::{Health, State, WaitOptions};
+use eddy_apply::status::{Health, State, WaitOptions};
+use eddy_runtime::events::Report;
+use eddy_runtime::{Context, ControllerError, write_status};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -148,7 +148,7 @@ struct Timing {
 
 impl Timing {
     fn of(ks: &Kustomization) -> Self {
-        let to_std = |d: &eddy_shared::meta::Duration| d.to_std().ok();
+        let to_std = |d: &eddy_api::meta::Duration| d.to_std().ok();
         let interval = to_std(&ks.spec.interval).unwrap_or(Duration::from_secs(600));
         Self {
             interval,
@@ -555,7 +555,7 @@ impl<'a> Run<'a> {
             same_inputs,
             forced: requested.is_some() && requested != self.status.last_handled_reconcile_at.as_ref(),
             ready: conditions::is_ready(&self.status.conditions, self.generation()),
-            drift_shown: !self.status.drift.is_empty(),
+            drift_shown: self.status.drift.iter().any(|d| !d.corrected),
         };
         let comparison = match same_inputs {
             Some(previous) => applied::compare(previous, &self.shared.live),
@@ -564,7 +564,7 @@ impl<'a> Run<'a> {
         let drifted = match plan(situation, comparison) {
             Step::Verify => {
                 let previous = same_inputs.expect("verified only against a previous apply").clone();
-                self.status.drift.clear();
+                self.status.drift = resolved(&self.status.drift, Vec::new());
                 return self.check_health_cached(&previous, &applier, &revision).await;
             }
             Step::Apply { drifted } => drifted,
@@ -597,7 +597,7 @@ impl<'a> Run<'a> {
         )
         .await
         .map_err(|e: RenderError| Stop::failed(e.reason(), format!("Kustomization/{}: {e}", self.key)).because(e))?;
-        let mut objects = eddy_shared::ssa::objects_from_values(rendered.objects)
+        let mut objects = eddy_apply::ssa::objects_from_values(rendered.objects)
             .map_err(|e| Stop::failed(reasons::BUILD_FAILED, e.to_string()))?;
         if !ignore.is_empty() {
             self.keep_ignored_fields(&applier, &ignore, &mut objects).await?;
@@ -612,13 +612,12 @@ impl<'a> Run<'a> {
             .unwrap_or_default();
         if !drifted.is_empty() {
             let reports = self.report_drift(&applier, &ignore, &objects, &drifted, mode).await;
+            self.status.drift = resolved(&self.status.drift, reports);
             if mode == DriftMode::Report {
                 // Leave the live objects as they are; health and status as usual.
-                self.status.drift = reports;
                 let previous = previous.expect("drift is only compared with a previous apply");
                 return self.check_health_cached(&previous, &applier, &revision).await;
             }
-            self.status.drift = reports;
         } else if !same_input {
             self.status.drift.clear();
         }
@@ -1270,6 +1269,16 @@ async fn wait_gone(applier: &Applier, objects: &[ObjectRef], timeout: Duration) 
     Ok(())
 }
 
+/// What `status.drift` shows after a comparison found `found`: that, when it found drift;
+/// otherwise the corrections shown before (what was corrected since the revision was applied, kept
+/// until a new revision or a newer drift), without the uncorrected entries, which are resolved.
+fn resolved(shown: &[DriftReport], found: Vec<DriftReport>) -> Vec<DriftReport> {
+    if !found.is_empty() {
+        return found;
+    }
+    shown.iter().filter(|d| d.corrected).cloned().collect()
+}
+
 /// The same object, whatever the version it is written in.
 fn same_object(a: &ObjectRef, b: &ObjectRef) -> bool {
     a.group == b.group
@@ -1306,6 +1315,32 @@ fn count(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn drift(object: &str, corrected: bool) -> DriftReport {
+        DriftReport {
+            object: object.into(),
+            fields: vec!["/spec/replicas".into()],
+            managers: vec!["kubectl-edit".into()],
+            corrected,
+            detected_at: Time(Timestamp::UNIX_EPOCH),
+        }
+    }
+
+    #[test]
+    fn corrections_stay_shown_and_resolved_drift_goes() {
+        let shown = [drift("Deployment/shop/web", true), drift("Deployment/shop/api", false)];
+        assert_eq!(
+            resolved(&shown, Vec::new()),
+            [drift("Deployment/shop/web", true)],
+            "a correction is history; uncorrected drift found no more is resolved"
+        );
+        let newer = vec![drift("Deployment/shop/worker", true)];
+        assert_eq!(
+            resolved(&shown, newer.clone()),
+            newer,
+            "newer drift replaces what was shown"
+        );
+    }
 
     #[test]
     fn drift_lines_name_fields_and_managers() {

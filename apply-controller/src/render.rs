@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use eddy_shared::api::apply::{KustomizationSpec, ObjectSelector};
-use eddy_shared::artifact::{self, FetchError};
-use eddy_shared::kustomize::{self, Overlay, OverlayImage, OverlayPatch};
-use eddy_shared::meta::Artifact;
-use eddy_shared::remote_base::GitRemoteBases;
+use eddy_api::apply::{KustomizationSpec, ObjectSelector};
+use eddy_api::meta::Artifact;
+use eddy_kustomize::{self as kustomize, Overlay, OverlayImage, OverlayPatch};
+use eddy_remote_base::GitRemoteBases;
+use eddy_source::artifact::{self, FetchError};
 use serde_json::Value;
 
 use crate::substitute::{self, Variables};

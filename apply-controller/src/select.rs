@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use eddy_shared::api::apply::ObjectSelector;
-use eddy_shared::kustomize::LabelSelector;
+use eddy_api::apply::ObjectSelector;
+use eddy_kustomize::LabelSelector;
 use regex::Regex;
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ pub enum SelectError {
         field: &'static str,
         /// What the selector parser said.
         #[source]
-        source: eddy_shared::kustomize::Error,
+        source: eddy_kustomize::Error,
     },
 }
 

@@ -4,11 +4,11 @@
 
 use std::fmt::Debug;
 
-use eddy_shared::api::apply::{Kustomization, SourceKind};
-use eddy_shared::api::source::{GitRepository, OCIRepository};
-use eddy_shared::conditions::{self, READY};
-use eddy_shared::meta::Artifact;
-use eddy_shared::runtime::{Context, Watched, scoped_api};
+use eddy_api::apply::{Kustomization, SourceKind};
+use eddy_api::conditions::{self, READY};
+use eddy_api::meta::Artifact;
+use eddy_api::source::{GitRepository, OCIRepository};
+use eddy_runtime::{Context, Watched, scoped_api};
 use futures::Stream;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};

@@ -53,7 +53,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use eddy_shared::inventory::ObjectRef;
+use eddy_apply::inventory::ObjectRef;
 use serde_json::{Map, Value};
 
 /// Label or annotation keys that turn substitution off for an object, with the value `disabled`.

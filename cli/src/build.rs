@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use eddy_shared::kustomize::{self, Options};
-use eddy_shared::remote_base::GitRemoteBases;
+use eddy_kustomize::{self as kustomize, Options};
+use eddy_remote_base::GitRemoteBases;
 
 /// How long all remote bases of one build may take to load.
 const REMOTE_BASES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);

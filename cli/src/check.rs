@@ -44,7 +44,7 @@ pub async fn run(client: &Client, namespace: &str) -> anyhow::Result<Report> {
     let mut lines = vec![(true, format!("Kubernetes {} is reachable", version.git_version))];
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for expected in eddy_shared::api::crds() {
+    for expected in eddy_api::crds() {
         let name = expected.name_any();
         let line = match crds.get_opt(&name).await? {
             None => (

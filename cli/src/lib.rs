@@ -108,7 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
-    eddy_shared::install_crypto_provider();
+    eddy_source::install_crypto_provider();
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..KubeConfigOptions::default()

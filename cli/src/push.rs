@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use eddy_shared::oci::{self, Repository};
+use eddy_source::oci::{self, Repository};
 use oci_client::secrets::RegistryAuth;
 
 /// Flags of `eddy push artifact`.
@@ -52,7 +52,7 @@ pub async fn run(args: PushArtifact) -> anyhow::Result<()> {
         None => RegistryAuth::Anonymous,
     };
     let mut content = Vec::new();
-    let packed = eddy_shared::artifact::pack(&args.path, args.ignore.as_deref(), &mut content)
+    let packed = eddy_source::artifact::pack(&args.path, args.ignore.as_deref(), &mut content)
         .with_context(|| format!("packing {}", args.path.display()))?;
     for dropped in &packed.dropped {
         eprintln!("left out {}: {}", dropped.path, dropped.reason);

@@ -3,7 +3,7 @@
 //! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
 //! around it (leader election, metrics, probes, graceful shutdown) is complete.
 
-use eddy_shared::runtime::{self, RuntimeArgs, report_not_implemented, run_controller};
+use eddy_runtime::{self as runtime, RuntimeArgs, report_not_implemented, run_controller};
 
 /// The controller's name: its field manager, event reporter and default Lease name.
 pub const NAME: &str = "progressive-controller";
@@ -24,13 +24,10 @@ pub struct Flags {
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     runtime::run(NAME, flags.runtime, |ctx| async move {
         tokio::try_join!(
+            run_controller(ctx.clone(), report_not_implemented::<eddy_api::progressive::Canary>),
             run_controller(
                 ctx.clone(),
-                report_not_implemented::<eddy_shared::api::progressive::Canary>
-            ),
-            run_controller(
-                ctx.clone(),
-                report_not_implemented::<eddy_shared::api::progressive::MetricTemplate>
+                report_not_implemented::<eddy_api::progressive::MetricTemplate>
             ),
         )?;
         Ok(())

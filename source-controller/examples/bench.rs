@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use eddy_shared::api::source::GitRepositoryRef;
-use eddy_shared::artifact::{ArtifactOwner, ArtifactStore, pack};
+use eddy_api::source::GitRepositoryRef;
+use eddy_source::artifact::{ArtifactOwner, ArtifactStore, pack};
 use source_controller::git::{self, Credentials};
 
 fn main() -> anyhow::Result<()> {

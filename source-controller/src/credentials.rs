@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use eddy_shared::artifact::DigestWriter;
+use eddy_source::artifact::DigestWriter;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 

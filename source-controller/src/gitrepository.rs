@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use eddy_shared::api::source::{GitRepository, GitRepositoryStatus};
-use eddy_shared::artifact::{ArtifactStore, pack};
-use eddy_shared::runtime::Context;
+use eddy_api::source::{GitRepository, GitRepositoryStatus};
+use eddy_runtime::Context;
+use eddy_source::artifact::{ArtifactStore, pack};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
@@ -197,7 +197,7 @@ fn timeout_secs(timeout: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use eddy_shared::artifact::ArtifactStore;
+    use eddy_source::artifact::ArtifactStore;
 
     use super::*;
     use crate::shared_fetch::SharedFetches;

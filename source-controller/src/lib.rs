@@ -15,16 +15,16 @@ pub mod single_flight;
 #[cfg(test)]
 mod test_remote;
 
-pub use eddy_shared::git;
+pub use eddy_source::git;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use eddy_shared::api::source::{GitRepository, OCIRepository};
-use eddy_shared::artifact::{self, ArtifactStore};
-use eddy_shared::runtime::{self, RuntimeArgs, run_controller};
+use eddy_api::source::{GitRepository, OCIRepository};
+use eddy_runtime::{self as runtime, RuntimeArgs, run_controller};
+use eddy_source::artifact::{self, ArtifactStore};
 use shared_fetch::SharedFetches;
 
 /// The controller's name: its field manager, event reporter and default Lease name.

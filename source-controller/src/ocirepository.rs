@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_shared::api::source::{OCILayerOperation, OCIRepository, OCIRepositoryStatus};
-use eddy_shared::artifact::{self, Limits, pack};
-use eddy_shared::oci::{self, Repository};
-use eddy_shared::runtime::Context;
+use eddy_api::source::{OCILayerOperation, OCIRepository, OCIRepositoryStatus};
+use eddy_runtime::Context;
+use eddy_source::artifact::{self, Limits, pack};
+use eddy_source::oci::{self, Repository};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -137,7 +137,7 @@ async fn fetch_and_store(
                 Ok((artifact, packed.dropped))
             }
         }
-        .map(|(mut artifact, dropped): (eddy_shared::meta::Artifact, _)| {
+        .map(|(mut artifact, dropped): (eddy_api::meta::Artifact, _)| {
             artifact.metadata = layer.annotations.clone().into_iter().collect::<BTreeMap<_, _>>();
             (artifact, dropped)
         })

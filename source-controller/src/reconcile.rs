@@ -7,12 +7,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy_shared::artifact::{ArtifactOwner, Dropped};
-use eddy_shared::conditions::{self, READY, Status};
-use eddy_shared::events::Report;
-use eddy_shared::meta::{Artifact, RECONCILE_REQUESTED_AT};
-use eddy_shared::oci::OciError;
-use eddy_shared::runtime::{Context, ControllerError, Watched, write_status};
+use eddy_api::conditions::{self, READY, Status};
+use eddy_api::meta::{Artifact, RECONCILE_REQUESTED_AT};
+use eddy_runtime::events::Report;
+use eddy_runtime::{Context, ControllerError, Watched, write_status};
+use eddy_source::artifact::{ArtifactOwner, Dropped};
+use eddy_source::oci::OciError;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;

@@ -11,9 +11,9 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use eddy_shared::api::source::GitRepositoryRef;
-use eddy_shared::artifact::{ArtifactOwner, ArtifactStore, DigestWriter, Packed};
-use eddy_shared::meta::Artifact;
+use eddy_api::meta::Artifact;
+use eddy_api::source::GitRepositoryRef;
+use eddy_source::artifact::{ArtifactOwner, ArtifactStore, DigestWriter, Packed};
 
 use crate::credentials::Fingerprint;
 use crate::git::{GitError, RemoteHead};
@@ -252,7 +252,7 @@ fn copy_verified(mut source: impl Read, digest: &str, out: &mut impl Write) -> i
 mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use eddy_shared::artifact::pack;
+    use eddy_source::artifact::pack;
 
     use super::*;
     use crate::git::{self, Credentials};

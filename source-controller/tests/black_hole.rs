@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eddy_shared::api::source::{GitRepository, GitRepositoryStatus};
-use eddy_shared::artifact::ArtifactStore;
+use eddy_api::source::{GitRepository, GitRepositoryStatus};
+use eddy_source::artifact::ArtifactStore;
 use source_controller::Sources;
 use source_controller::credentials::LoadedCredentials;
 use source_controller::gitrepository::resolve_and_store;

@@ -69,7 +69,7 @@ impl SecondApiserver {
                 .trim();
             std::fs::read(path).with_context(|| format!("reading {path}"))
         };
-        eddy_shared::install_crypto_provider();
+        eddy_runtime::install_crypto_provider();
         let mut identity = file("client-certificate: ")?;
         identity.extend(file("client-key: ")?);
         let client = reqwest::Client::builder()

@@ -48,7 +48,7 @@ pub fn kubeconfig_server(kubeconfig: &str) -> anyhow::Result<String> {
 
 /// A client of the local control plane. Fails with instructions when it is not running.
 pub async fn cluster() -> Client {
-    eddy_shared::install_crypto_provider();
+    eddy_runtime::install_crypto_provider();
     let path = kubeconfig_path();
     let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|err| {
         panic!(
@@ -89,7 +89,7 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<Vec<String>> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("eddy-tests").force();
     let mut names = Vec::new();
-    for crd in eddy_shared::api::crds() {
+    for crd in eddy_api::crds() {
         let name = crd.name_any();
         api.patch(&name, &params, &Patch::Apply(&crd))
             .await
@@ -295,7 +295,7 @@ where
 
 /// The `ApiResource` of an Eddy kind, by kind name.
 pub fn eddy_api_resource(kind: &str) -> kube::api::ApiResource {
-    use eddy_shared::api::{apply, notify, progressive, source};
+    use eddy_api::{apply, notify, progressive, source};
     use kube::api::ApiResource;
     match kind {
         "GitRepository" => ApiResource::erase::<source::GitRepository>(&()),

@@ -1,5 +1,5 @@
 //! `cargo xtask kustomize-schema`: turns Kubernetes' OpenAPI v2 document into the type table the
-//! native kustomize engine compiles in (`kustomize/src/schema/table.rs`).
+//! native kustomize engine compiles in (`shared/kustomize/src/schema/table.rs`).
 //!
 //! The table keeps only what kustomize's strategic merge (kyaml's merge2 walker) reads: lists whose
 //! `x-kubernetes-patch-strategy` includes `merge`, with their merge keys, and the object types on
@@ -49,7 +49,7 @@ const LEGACY_CLUSTER_SCOPED: &[(&str, &str, &str)] = &[
 ];
 
 pub fn table_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../kustomize/src/schema/table.rs")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kustomize/src/schema/table.rs")
 }
 
 /// The document in the Go module cache, found through `go env GOMODCACHE`.

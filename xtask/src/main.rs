@@ -1,10 +1,12 @@
-//! Project chores. `cargo xtask crds` regenerates `manifests/crds/` from `shared::api`;
+//! Project chores. `cargo xtask crds` regenerates `manifests/crds/` from `eddy-api`;
 //! `cargo xtask crds --check` fails when the checked-in files differ from what the types generate.
 //! `cargo xtask kustomize-schema [--check] [SWAGGER_JSON]` does the same for the native kustomize
 //! engine's Kubernetes type table, read from Kubernetes' OpenAPI document (by default the one in
-//! the Go module cache, so `--check` needs that module downloaded).
+//! the Go module cache, so `--check` needs that module downloaded). `cargo xtask layering --check`
+//! fails when a crate depends on one its role forbids.
 
 mod kustomize_schema;
+mod layering;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,8 +19,10 @@ fn main() -> ExitCode {
         ["crds"] => write_crds(&crd_dir()),
         ["crds", "--check"] => check_crds(&crd_dir()),
         ["kustomize-schema", rest @ ..] => kustomize_schema(rest),
+        ["layering", "--check"] => layering::check(),
         _ => {
             eprintln!("usage: cargo xtask crds [--check]");
+            eprintln!("       cargo xtask layering --check");
             eprintln!("       cargo xtask kustomize-schema [--check] [SWAGGER_JSON]");
             return ExitCode::from(2);
         }
@@ -54,7 +58,7 @@ fn crd_dir() -> PathBuf {
 
 fn write_crds(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let files = eddy_shared::api::crd_manifests()?;
+    let files = eddy_api::crd_manifests()?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -70,7 +74,7 @@ fn write_crds(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn check_crds(dir: &Path) -> anyhow::Result<()> {
-    let files = eddy_shared::api::crd_manifests()?;
+    let files = eddy_api::crd_manifests()?;
     let mut problems = Vec::new();
     for (name, expected) in &files {
         match std::fs::read_to_string(dir.join(name)) {

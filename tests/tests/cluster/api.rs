@@ -1,7 +1,7 @@
 //! The generated CRDs against the real apiserver: they install, accept the examples, and reject
 //! invalid objects with the apiserver's own readable messages.
 
-use eddy_shared::api::{apply, notify, progressive, source};
+use eddy_api::{apply, notify, progressive, source};
 use eddy_tests::{cluster, cluster_namespace, create, delete_namespace, install_crds, repo_root};
 use kube::Resource;
 use kube::api::DynamicObject;

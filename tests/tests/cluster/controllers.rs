@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use eddy_shared::api::notify::Provider;
-use eddy_shared::conditions::{self, READY};
+use eddy_api::conditions::{self, READY};
+use eddy_api::notify::Provider;
 use eddy_tests::{
     ControllerProcess, cluster, cluster_namespace, create_example, delete_namespace, eventually, install_crds,
 };

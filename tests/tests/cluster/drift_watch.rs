@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use eddy_shared::api::apply::Kustomization;
-use eddy_shared::api::source::GitRepository;
-use eddy_shared::conditions;
+use eddy_api::apply::Kustomization;
+use eddy_api::conditions;
+use eddy_api::source::GitRepository;
 use eddy_tests::kubeconfig_path;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -165,7 +165,7 @@ pub(crate) const CORRECTIONS_BEFORE_A_FIGHT: usize = 5;
 /// apply-controller's reconcile run in this process, so that a test decides which copy of the
 /// Kustomization each reconcile starts from, as the controller's watch store would hand it.
 struct InProcess {
-    ctx: Arc<eddy_shared::runtime::Context>,
+    ctx: Arc<eddy_runtime::Context>,
     shared: Arc<apply_controller::Shared>,
     sources: kube::runtime::reflector::store::Writer<GitRepository>,
 }
@@ -179,18 +179,18 @@ impl InProcess {
             .await
             .unwrap();
         let client = setup.client.clone();
-        let (events, _) = eddy_shared::events::EventRecorder::new(
+        let (events, _) = eddy_runtime::events::EventRecorder::new(
             client.clone(),
             apply_controller::NAME,
             None,
             None,
             Default::default(),
         );
-        let ctx = Arc::new(eddy_shared::runtime::Context {
+        let ctx = Arc::new(eddy_runtime::Context {
             client: client.clone(),
             controller: apply_controller::NAME,
             args: flags.runtime,
-            metrics: eddy_shared::runtime::Metrics::new(apply_controller::NAME),
+            metrics: eddy_runtime::Metrics::new(apply_controller::NAME),
             events,
             shutdown: tokio_util::sync::CancellationToken::new(),
         });

@@ -9,8 +9,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use eddy_shared::api::source::GitRepository;
-use eddy_shared::events::{EventRecorder, ForwardedEvent, QUEUE_CAPACITY, Report};
+use eddy_api::source::GitRepository;
+use eddy_runtime::events::{EventRecorder, ForwardedEvent, QUEUE_CAPACITY, Report};
 use eddy_tests::{cluster_namespace, delete_namespace, eventually};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, PostParams};
@@ -107,7 +107,7 @@ async fn one_call_records_the_kubernetes_event_and_forwards_it() {
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn a_receiver_that_never_answers_cannot_block_recording() {
-    eddy_shared::install_crypto_provider();
+    eddy_runtime::install_crypto_provider();
     // A listener that accepts connections and never answers: every POST hangs until its timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url: reqwest::Url = format!("http://{}/", silent.local_addr().unwrap()).parse().unwrap();

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use eddy_shared::api::source::GitRepository;
-use eddy_shared::artifact::{self, Limits};
-use eddy_shared::conditions::{self, READY};
-use eddy_shared::meta::Artifact;
+use eddy_api::conditions::{self, READY};
+use eddy_api::meta::Artifact;
+use eddy_api::source::GitRepository;
+use eddy_source::artifact::{self, Limits};
 use eddy_tests::git::{GitHttpServer, GitRepo, SshServer};
 use eddy_tests::{ControllerProcess, cluster_namespace, delete_namespace, eventually, free_port, set_suspend};
 use k8s_openapi::api::core::v1::Secret;

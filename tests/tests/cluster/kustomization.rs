@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use eddy_shared::api::apply::Kustomization;
-use eddy_shared::api::source::GitRepository;
-use eddy_shared::conditions::{self, READY};
+use eddy_api::apply::Kustomization;
+use eddy_api::conditions::{self, READY};
+use eddy_api::source::GitRepository;
 use eddy_tests::apiserver::SecondApiserver;
 use eddy_tests::git::{GitHttpServer, GitRepo};
 use eddy_tests::{ControllerProcess, cluster_namespace, create, delete_namespace, eventually, kubeconfig_path};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use eddy_shared::api::apply::Kustomization;
+use eddy_api::apply::Kustomization;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -212,9 +212,8 @@ async fn the_inventory_follows_git_so_nothing_that_left_long_ago_is_deleted() {
         .within(Duration::from_secs(60), "the prune change to be applied", || async {
             let ks = setup.kustomizations().get("app").await.ok()?;
             let status = ks.status?;
-            (status.observed_generation == generation
-                && eddy_shared::conditions::is_ready(&status.conditions, generation))
-            .then_some(())
+            (status.observed_generation == generation && eddy_api::conditions::is_ready(&status.conditions, generation))
+                .then_some(())
         })
         .await;
     assert!(maps.get_opt("b").await.unwrap().is_some(), "turning prune on deleted b");

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use eddy_shared::inventory::ObjectRef;
-use eddy_shared::ssa::cache::{LiveCache, LiveEntry, Lookup, fingerprint};
-use eddy_shared::ssa::{Applier, ApplyOptions, FIELD_MANAGER, Owner};
-use eddy_shared::status::State;
+use eddy_apply::inventory::ObjectRef;
+use eddy_apply::ssa::cache::{LiveCache, LiveEntry, Lookup, fingerprint};
+use eddy_apply::ssa::{Applier, ApplyOptions, FIELD_MANAGER, Owner};
+use eddy_apply::status::State;
 use eddy_tests::{cluster_namespace, delete_namespace, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

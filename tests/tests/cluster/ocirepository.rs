@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use eddy_shared::api::source::OCIRepository;
-use eddy_shared::conditions::{self, READY};
-use eddy_shared::meta::Artifact;
+use eddy_api::conditions::{self, READY};
+use eddy_api::meta::Artifact;
+use eddy_api::source::OCIRepository;
 use eddy_tests::registry::Registry;
 use eddy_tests::{cluster_namespace, delete_namespace, eventually, set_suspend, workspace_binary};
 use kube::Api;
@@ -175,8 +175,8 @@ async fn a_corrupted_blob_is_rejected_and_the_previous_artifact_stays_served() {
     // object is suspended meanwhile so that it cannot pull the blob before it is corrupted.
     set_suspend(&repos, "app", true, |r| r.status.as_ref()?.observed_generation).await;
     let bad = push(&registry, "current", &[("app.yaml", "good: false, tampered later\n")]);
-    let oci = eddy_shared::oci::client(true);
-    let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
+    let oci = eddy_source::oci::client(true);
+    let repository = eddy_source::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
     let (manifest, _) = oci
         .pull_image_manifest(
             &repository.digest(&bad).unwrap(),
@@ -243,7 +243,7 @@ async fn registry_credentials_come_from_a_docker_config_secret_and_copy_keeps_th
     let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &ns);
     let copy = serde_json::json!({
         "ref": {"tag": "1.0.0"}, "secretRef": {"name": "registry"},
-        "layerSelector": {"mediaType": eddy_shared::oci::CONTENT_MEDIA_TYPE, "operation": "copy"},
+        "layerSelector": {"mediaType": eddy_source::oci::CONTENT_MEDIA_TYPE, "operation": "copy"},
     });
     repos
         .create(&PostParams::default(), &oci_repository_with("copied", &registry, copy))
@@ -252,8 +252,8 @@ async fn registry_credentials_come_from_a_docker_config_secret_and_copy_keeps_th
     let artifact = ready_revision(&repos, "copied", &format!("1.0.0@{digest}"), logs).await;
 
     // Copied as it is: the artifact is the layer blob itself, so their digests are the same.
-    let oci = eddy_shared::oci::client(true);
-    let repository = eddy_shared::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
+    let oci = eddy_source::oci::client(true);
+    let repository = eddy_source::oci::Repository::parse(&format!("oci://{}/eddy/app", registry.host)).unwrap();
     let auth = oci_client::secrets::RegistryAuth::Basic("robot".into(), "s3cr3t-pw".into());
     let (manifest, _) = oci
         .pull_image_manifest(&repository.digest(&digest).unwrap(), &auth)

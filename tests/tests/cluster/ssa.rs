@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use eddy_shared::inventory::{self, Inventory, ObjectRef};
-use eddy_shared::ssa::{
+use eddy_apply::inventory::{self, Inventory, ObjectRef};
+use eddy_apply::ssa::{
     Action, Applier, ApplyOptions, FORCE_ANNOTATION, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, Owner, PRUNE_ANNOTATION,
     PruneOptions, RECONCILE_ANNOTATION, SSA_ANNOTATION,
 };
-use eddy_shared::status::{State, WaitError, WaitOptions};
+use eddy_apply::status::{State, WaitError, WaitOptions};
 use eddy_tests::{cluster, delete_namespace, eventually, namespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -55,7 +55,7 @@ fn options(owner: &Owner) -> ApplyOptions {
     }
 }
 
-fn actions(change_set: &eddy_shared::ssa::ChangeSet) -> Vec<(String, Action)> {
+fn actions(change_set: &eddy_apply::ssa::ChangeSet) -> Vec<(String, Action)> {
     change_set
         .entries
         .iter()
@@ -126,7 +126,7 @@ async fn staged_apply_installs_a_crd_and_its_custom_resource_in_one_call() {
         "nothing changed on the second apply: {:?}",
         actions(&again)
     );
-    let recorded = inventory::from_change_set(&again);
+    let recorded = again.to_inventory();
     assert!(
         recorded
             .entries
@@ -201,7 +201,7 @@ async fn reapplying_reports_unchanged_until_the_manifest_changes() {
     let live = config_maps.get("settings").await.unwrap();
     assert_eq!(live.data.unwrap()["mode"], "b");
     assert_eq!(
-        inventory::from_change_set(&third).entries,
+        third.to_inventory().entries,
         vec![
             ObjectRef::new("v1", "ConfigMap", &ns, "settings").to_entry(),
             ObjectRef::new("apps/v1", "Deployment", &ns, "web").to_entry(),
@@ -439,7 +439,7 @@ async fn prune_deletes_only_owned_objects_and_never_protected_namespaces() {
         .await
         .unwrap();
 
-    let mut old = inventory::from_change_set(&applied);
+    let mut old = applied.to_inventory();
     old = inventory::merge(
         &old,
         &[

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
 
-use eddy_shared::api::source::GitRepositoryRef;
+use eddy_api::source::GitRepositoryRef;
 use eddy_tests::git::{GitHttpServer, GitRepo, HttpAuth, SshServer};
 use source_controller::git::{Credentials, GitError, SshFiles, checkout, resolve};
 
