@@ -382,14 +382,15 @@ async fn kubectl_edits_are_corrected_and_reported_with_the_manager() {
     let deployments: Api<Deployment> = Api::namespaced(setup.client.clone(), &setup.ns);
     kubectl_edit_replicas(&deployments, "web", 5).await;
     setup.request_reconcile("app").await;
-    setup
-        .within(Duration::from_secs(60), "the replicas to be put back", || async {
+    // The replicas are put back by the apply; the status that reports it is written when the
+    // reconcile ends, a moment later.
+    let drift = setup
+        .within(Duration::from_secs(60), "the replicas to be put back and reported", || async {
             let replicas = deployments.get("web").await.ok()?.spec?.replicas?;
-            (replicas == 2).then_some(())
+            let drift = setup.kustomizations().get("app").await.ok()?.status?.drift;
+            (replicas == 2 && !drift.is_empty()).then_some(drift)
         })
         .await;
-    let ks = setup.kustomizations().get("app").await.unwrap();
-    let drift = ks.status.unwrap().drift;
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert_eq!(drift[0].object, format!("Deployment/{}/web", setup.ns));
     assert_eq!(drift[0].fields, ["/spec/replicas"]);
