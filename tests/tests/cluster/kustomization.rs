@@ -385,11 +385,15 @@ async fn kubectl_edits_are_corrected_and_reported_with_the_manager() {
     // The replicas are put back by the apply; the status that reports it is written when the
     // reconcile ends, a moment later.
     let drift = setup
-        .within(Duration::from_secs(60), "the replicas to be put back and reported", || async {
-            let replicas = deployments.get("web").await.ok()?.spec?.replicas?;
-            let drift = setup.kustomizations().get("app").await.ok()?.status?.drift;
-            (replicas == 2 && !drift.is_empty()).then_some(drift)
-        })
+        .within(
+            Duration::from_secs(60),
+            "the replicas to be put back and reported",
+            || async {
+                let replicas = deployments.get("web").await.ok()?.spec?.replicas?;
+                let drift = setup.kustomizations().get("app").await.ok()?.status?.drift;
+                (replicas == 2 && !drift.is_empty()).then_some(drift)
+            },
+        )
         .await;
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert_eq!(drift[0].object, format!("Deployment/{}/web", setup.ns));
