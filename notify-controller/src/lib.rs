@@ -1,9 +1,38 @@
-//! notify-controller: forwards events to chat and commit statuses, and receives webhooks
+//! notify-controller: events in, alerts out; webhooks in.
 //!
-//! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
-//! around it (leader election, metrics, probes, graceful shutdown) is complete.
+//! Every Eddy controller (and any Flux controller) POSTs its events here ([`server`]); Alerts
+//! select them ([`matching`], [`dedup`], [`change`]) and Providers deliver them to chat,
+//! dashboards and commit statuses ([`dispatch`], [`providers`], [`target`], [`http`]).
+//! Receivers turn a Git host's push webhook into an immediate reconcile ([`receiver`]).
+//! Provider, Alert and Receiver objects get conditions that say whether they work ([`status`]).
+//!
+//! Data: events arrive on `--events-addr`; Alerts, Providers and Receivers are read from watch
+//! caches; Secrets are read when a Provider or Receiver is resolved; nothing is stored on disk.
 
-use eddy_runtime::{self as runtime, RuntimeArgs, report_not_implemented, run_controller};
+pub mod change;
+pub mod dedup;
+pub mod dispatch;
+pub mod event;
+pub mod http;
+pub mod matching;
+pub mod metrics;
+pub mod objects;
+pub mod providers;
+pub mod receiver;
+pub mod server;
+pub mod signature;
+pub mod status;
+pub mod target;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::mpsc;
+
+use eddy_api::notify::{Alert, Provider, Receiver};
+use eddy_runtime::{self as runtime, RuntimeArgs, controller_and_store, drive, watch_scope};
 
 /// The controller's name: its field manager, event reporter and default Lease name.
 pub const NAME: &str = "notify-controller";
@@ -18,17 +47,120 @@ pub const NAME: &str = "notify-controller";
 pub struct Flags {
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    /// Where controllers POST their events (`--events-addr` of the other controllers).
+    #[arg(long, env = "EDDY_EVENTS_BIND_ADDRESS", default_value = "0.0.0.0:9090")]
+    pub events_bind_address: SocketAddr,
+
+    /// Where Git hosts and registries call Receivers (`/hook/...`).
+    #[arg(long, env = "EDDY_RECEIVER_BIND_ADDRESS", default_value = "0.0.0.0:9292")]
+    pub receiver_bind_address: SocketAddr,
+
+    /// An event that says the same as one sent within this window is not sent again (Flux's
+    /// `--rate-limit-interval`); `0s` sends every event.
+    #[arg(long, env = "EDDY_DEDUP_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub dedup_window: std::time::Duration,
+
+    /// Refuse Provider addresses (and redirects, and DNS answers) that are loopback, private
+    /// or link-local, so that an Alert cannot be used to reach inside the cluster. Recommended
+    /// in production when no Provider is in-cluster.
+    #[arg(long, env = "EDDY_BLOCK_PRIVATE_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub block_private_addresses: bool,
+
+    /// Refuse Alerts and Receivers that select objects in other namespaces.
+    #[arg(long, env = "EDDY_NO_CROSS_NAMESPACE_REFS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub no_cross_namespace_refs: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    eddy_api::meta::Duration::parse(text)
+        .and_then(|d| d.to_std())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs the controller until a shutdown signal.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    runtime::run(NAME, flags.runtime, |ctx| async move {
-        tokio::try_join!(
-            run_controller(ctx.clone(), report_not_implemented::<eddy_api::notify::Provider>),
-            run_controller(ctx.clone(), report_not_implemented::<eddy_api::notify::Alert>),
-            run_controller(ctx.clone(), report_not_implemented::<eddy_api::notify::Receiver>),
-        )?;
-        Ok(())
+    let settings = dispatch::Settings {
+        dedup_window: flags.dedup_window,
+        block_private: flags.block_private_addresses,
+        cross_namespace: !flags.no_cross_namespace_refs,
+    };
+    let (events_addr, receiver_addr) = (flags.events_bind_address, flags.receiver_bind_address);
+    runtime::run(NAME, flags.runtime, move |ctx| async move {
+        let metrics = metrics::NotifyMetrics::register(&ctx.metrics);
+        let (alerts_api, alerts_watch) = watch_scope::<Alert>(&ctx).await?;
+        let (providers_api, providers_watch) = watch_scope::<Provider>(&ctx).await?;
+        let (receivers_api, receivers_watch) = watch_scope::<Receiver>(&ctx).await?;
+        let (alert_controller, alerts) = controller_and_store(alerts_api, alerts_watch);
+        let (provider_controller, providers) = controller_and_store(providers_api, providers_watch);
+        let (receiver_controller, receivers) = controller_and_store(receivers_api, receivers_watch);
+
+        let (alert_changed, alert_changes) = mpsc::unbounded_channel::<ObjectRef<Alert>>();
+        let alert_changes = futures::stream::unfold(alert_changes, |mut changes| async move {
+            changes.recv().await.map(|change| (change, changes))
+        });
+        let alert_controller = alert_controller.reconcile_on(alert_changes);
+        let hub = dispatch::Hub::new(
+            ctx.clone(),
+            settings.clone(),
+            metrics.clone(),
+            alerts.clone(),
+            providers.clone(),
+            alert_changed,
+        );
+        let registry = Arc::new(receiver::Registry::default());
+
+        let (queue, queued) = mpsc::channel(dispatch::EVENT_QUEUE);
+        let servers = ctx.shutdown.child_token();
+        let serve_events = {
+            let (alerts, providers, metrics, servers) =
+                (alerts.clone(), providers.clone(), metrics.clone(), servers.clone());
+            async move {
+                // Events are dispatched only once the Alerts and Providers are known.
+                alerts.wait_until_ready().await.context("the Alert cache")?;
+                providers.wait_until_ready().await.context("the Provider cache")?;
+                server::serve(events_addr, queue, metrics, servers).await
+            }
+        };
+        let serve_hooks = {
+            let (client, registry, metrics, servers) =
+                (ctx.client.clone(), registry.clone(), metrics.clone(), servers.clone());
+            let cross_namespace = settings.cross_namespace;
+            async move {
+                receivers.wait_until_ready().await.context("the Receiver cache")?;
+                receiver::serve(
+                    receiver_addr,
+                    client,
+                    registry,
+                    receivers,
+                    metrics,
+                    cross_namespace,
+                    servers,
+                )
+                .await
+            }
+        };
+        let dispatcher = tokio::spawn(hub.clone().dispatch(queued));
+
+        let controllers = async {
+            let (hub_a, hub_p) = (hub.clone(), hub.clone());
+            let outcome = tokio::try_join!(
+                drive(ctx.clone(), alert_controller, move |alert, ctx| {
+                    status::reconcile_alert(alert, ctx, hub_a.clone())
+                }),
+                drive(ctx.clone(), provider_controller, move |provider, ctx| {
+                    status::reconcile_provider(provider, ctx, hub_p.clone())
+                }),
+                drive(ctx.clone(), receiver_controller, move |receiver, ctx| {
+                    receiver::reconcile(receiver, ctx, registry.clone())
+                }),
+            );
+            servers.cancel();
+            outcome.map(|_| ())
+        };
+        let outcome = tokio::try_join!(controllers, serve_events, serve_hooks);
+        dispatcher.abort();
+        outcome.map(|_| ())
     })
     .await
 }

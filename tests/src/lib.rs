@@ -5,6 +5,7 @@
 pub mod apiserver;
 pub mod git;
 pub mod latency;
+pub mod matrix;
 pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
@@ -157,6 +158,10 @@ pub struct ControllerProcess {
     pub metrics: SocketAddr,
     /// `/healthz` and `/readyz` address.
     pub health: SocketAddr,
+    /// notify-controller's event endpoint.
+    pub events: Option<SocketAddr>,
+    /// notify-controller's webhook receiver.
+    pub hooks: Option<SocketAddr>,
     child: Child,
     log: PathBuf,
     _storage: Option<tempfile::TempDir>,
@@ -165,7 +170,8 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     /// Starts `binary` with free metrics and health ports, text logs, and `args`. A
     /// source-controller not given `--storage-path` gets a temporary directory and a free
-    /// loopback port for its artifact server, so that parallel tests never share either.
+    /// loopback port for its artifact server, and a notify-controller free loopback ports for
+    /// its event endpoint and webhook receiver, so that parallel tests never share either.
     pub fn start(binary: &str, args: &[&str]) -> anyhow::Result<Self> {
         Self::start_with_kubeconfig(binary, args, &kubeconfig_path())
     }
@@ -183,6 +189,23 @@ impl ControllerProcess {
             extra.push(format!("--storage-addr={addr}"));
             extra.push(format!("--storage-adv-addr=http://{addr}"));
             storage = Some(dir);
+        }
+        let (mut events, mut hooks) = (None, None);
+        if binary == "notify-controller" {
+            for (flag, slot) in [
+                ("--events-bind-address", &mut events),
+                ("--receiver-bind-address", &mut hooks),
+            ] {
+                let addr = match args.iter().find_map(|a| a.strip_prefix(&format!("{flag}="))) {
+                    Some(given) => given.parse()?,
+                    None => {
+                        let addr = free_port();
+                        extra.push(format!("{flag}={addr}"));
+                        addr
+                    }
+                };
+                *slot = Some(addr);
+            }
         }
         let log = std::env::temp_dir().join(format!(
             "eddy-test-{binary}-{}-{}.log",
@@ -207,6 +230,8 @@ impl ControllerProcess {
             name: binary.to_owned(),
             metrics,
             health,
+            events,
+            hooks,
             child,
             log,
             _storage: storage,

@@ -53,9 +53,15 @@ pub struct ProviderSpec {
     /// Timeout of one send.
     #[serde(default = "default_send_timeout")]
     pub timeout: Duration,
-    /// Secret with `address`, `token`, `username`, `password` or `headers`.
+    /// Secret with `address`, `token`, `username`, `password`, `headers` (a YAML map of HTTP
+    /// headers) or `proxy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
+    /// HTTP(S) proxy for the sends; a Secret's `proxy` key takes precedence, for proxies that
+    /// carry credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub proxy: Option<String>,
     /// Secret with `ca.crt` (and `tls.crt`/`tls.key` for mutual TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_secret_ref: Option<LocalObjectReference>,
@@ -89,6 +95,15 @@ pub enum ProviderType {
     Github,
     /// GitLab commit status.
     Gitlab,
+    /// Grafana annotation: a deployment marker on dashboards.
+    Grafana,
+}
+
+impl ProviderType {
+    /// Whether the provider reports commit statuses, which need the event's commit.
+    pub fn is_commit_status(self) -> bool {
+        matches!(self, ProviderType::Github | ProviderType::Gitlab)
+    }
 }
 
 /// Status shared by Provider and Alert.
@@ -151,9 +166,28 @@ pub struct AlertSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub summary: Option<String>,
+    /// `all` sends every selected event (as Flux does); `change` sends an object's error when
+    /// it first appears, again only after `repeatInterval`, and a recovery when the object is
+    /// healthy again.
+    #[serde(default)]
+    pub alert_on: AlertOn,
+    /// With `alertOn: change`, how often a lasting error is sent again; never when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<Duration>,
     /// Stop sending for this Alert.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// When an Alert sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertOn {
+    /// Every selected event, after the duplicate window.
+    #[default]
+    All,
+    /// Changes of an object's state: a new error, a new revision, a recovery.
+    Change,
 }
 
 /// Event severities, from the least severe.
@@ -187,17 +221,67 @@ pub struct EventSource {
     pub match_labels: BTreeMap<String, String>,
 }
 
-/// The kinds that emit events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The kinds that emit events: Eddy's, and Flux's so that one notify-controller serves both
+/// during a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum EventSourceKind {
-    /// `source.eddy.dev` GitRepository.
+    /// `source.eddy.dev` GitRepository (or Flux's).
     GitRepository,
-    /// `source.eddy.dev` OCIRepository.
+    /// `source.eddy.dev` OCIRepository (or Flux's).
     OCIRepository,
-    /// `apply.eddy.dev` Kustomization.
+    /// `apply.eddy.dev` Kustomization (or Flux's).
     Kustomization,
-    /// `progressive.eddy.dev` Canary.
+    /// `progressive.eddy.dev` Canary (or Flagger's).
     Canary,
+    /// Flux's Bucket.
+    Bucket,
+    /// Flux's HelmRepository.
+    HelmRepository,
+    /// Flux's HelmChart.
+    HelmChart,
+    /// Flux's HelmRelease.
+    HelmRelease,
+    /// Flux's ImageRepository.
+    ImageRepository,
+    /// Flux's ImagePolicy.
+    ImagePolicy,
+    /// Flux's ImageUpdateAutomation.
+    ImageUpdateAutomation,
+}
+
+impl EventSourceKind {
+    /// The kind's name as objects carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSourceKind::GitRepository => "GitRepository",
+            EventSourceKind::OCIRepository => "OCIRepository",
+            EventSourceKind::Kustomization => "Kustomization",
+            EventSourceKind::Canary => "Canary",
+            EventSourceKind::Bucket => "Bucket",
+            EventSourceKind::HelmRepository => "HelmRepository",
+            EventSourceKind::HelmChart => "HelmChart",
+            EventSourceKind::HelmRelease => "HelmRelease",
+            EventSourceKind::ImageRepository => "ImageRepository",
+            EventSourceKind::ImagePolicy => "ImagePolicy",
+            EventSourceKind::ImageUpdateAutomation => "ImageUpdateAutomation",
+        }
+    }
+
+    /// The apiVersion a Receiver annotates when its resource names none: Eddy's group for
+    /// Eddy's kinds, Flux's current version for the others.
+    pub fn default_api_version(self) -> &'static str {
+        match self {
+            EventSourceKind::GitRepository | EventSourceKind::OCIRepository => "source.eddy.dev/v1alpha1",
+            EventSourceKind::Kustomization => "apply.eddy.dev/v1alpha1",
+            EventSourceKind::Canary => "progressive.eddy.dev/v1alpha1",
+            EventSourceKind::Bucket | EventSourceKind::HelmRepository | EventSourceKind::HelmChart => {
+                "source.toolkit.fluxcd.io/v1"
+            }
+            EventSourceKind::HelmRelease => "helm.toolkit.fluxcd.io/v2",
+            EventSourceKind::ImageRepository | EventSourceKind::ImagePolicy => "image.toolkit.fluxcd.io/v1beta2",
+            EventSourceKind::ImageUpdateAutomation => "image.toolkit.fluxcd.io/v1beta2",
+        }
+    }
 }
 
 /// A webhook endpoint that makes Eddy reconcile objects when a Git host or registry calls it.
@@ -256,6 +340,8 @@ pub enum ReceiverType {
     Github,
     /// GitLab (`X-Gitlab-Token`).
     Gitlab,
+    /// Bitbucket Server / Data Center (`X-Hub-Signature`).
+    Bitbucket,
     /// Any sender; the secret path is the credential.
     Generic,
     /// Any sender signing the body with HMAC (`X-Signature`).

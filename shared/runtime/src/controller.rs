@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -74,12 +75,21 @@ pub fn controller_for<K>(api: Api<K>, watch: watcher::Config) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    controller_and_store(api, watch).0
+}
+
+/// [`controller_for`], and the store its watch fills, for code that reads the objects beside
+/// the reconcile (the store is ready once the controller has listed them).
+pub fn controller_and_store<K>(api: Api<K>, watch: watcher::Config) -> (Controller<K>, Store<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let (store, writer) = kube::runtime::reflector::store();
     let changes = kube::runtime::reflector::reflector(writer, kube::runtime::watcher(api, watch))
         .default_backoff()
         .touched_objects()
         .predicate_filter(trigger_key, Default::default());
-    Controller::for_stream(changes, store)
+    (Controller::for_stream(changes, store.clone()), store)
 }
 
 /// What of an object decides that a change is worth a reconcile (see [`controller_for`]).

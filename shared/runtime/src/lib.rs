@@ -32,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use args::{LogFormat, RuntimeArgs};
 pub use controller::{
-    ControllerError, StatusWriteError, Watched, controller_for, drive, report_not_implemented, run_controller,
-    scoped_api, trigger_key, watch_scope, write_status,
+    ControllerError, StatusWriteError, Watched, controller_and_store, controller_for, drive, report_not_implemented,
+    run_controller, scoped_api, trigger_key, watch_scope, write_status,
 };
 pub use metrics::{Metrics, ReconcileResult};
 pub use written::LastWritten;

@@ -44,7 +44,7 @@ struct ErrorLabels {
 /// The metrics registry of one controller process.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Arc<Registry>,
+    registry: Arc<std::sync::RwLock<Registry>>,
     reconciles: Family<ResultLabels, Counter>,
     durations: Family<ResultLabels, Histogram>,
     errors: Family<ErrorLabels, Counter>,
@@ -84,7 +84,7 @@ impl Metrics {
             events_dropped.clone(),
         );
         Self {
-            registry: Arc::new(registry),
+            registry: Arc::new(std::sync::RwLock::new(registry)),
             reconciles,
             durations,
             errors,
@@ -121,10 +121,18 @@ impl Metrics {
         self.events_dropped.clone()
     }
 
+    /// Registers a controller's own metric (under the same prefix and labels), so that it is
+    /// served on the same `/metrics` endpoint.
+    pub fn register(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+        let mut registry = self.registry.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        registry.register(name, help, metric);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        let registry = self.registry.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("writing to a String cannot fail");
         text
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use eddy_api::conditions::{self, READY};
-use eddy_api::notify::Provider;
+use eddy_api::progressive::MetricTemplate;
 use eddy_tests::{
     ControllerProcess, cluster, cluster_namespace, create_example, delete_namespace, eventually, install_crds,
 };
@@ -42,20 +42,20 @@ async fn wait_until_leading(client: &Client, ns: &str, lease: &str, process: &Co
     .await;
 }
 
-/// Providers: their controller (notify-controller) does not reconcile them yet, which makes them
-/// the objects to observe the runtime's own behaviour on.
-fn provider(name: &str, labels: serde_json::Value) -> Provider {
+/// MetricTemplates: their controller (progressive-controller) does not reconcile them yet, which
+/// makes them the objects to observe the runtime's own behaviour on.
+fn template(name: &str, labels: serde_json::Value) -> MetricTemplate {
     serde_json::from_value(serde_json::json!({
-        "apiVersion": "notify.eddy.dev/v1alpha1",
-        "kind": "Provider",
+        "apiVersion": "progressive.eddy.dev/v1alpha1",
+        "kind": "MetricTemplate",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"type": "generic", "address": "http://127.0.0.1:9/"},
+        "spec": {"provider": {"type": "prometheus", "address": "http://127.0.0.1:9/"}, "query": "up"},
     }))
     .unwrap()
 }
 
 async fn ready_condition(
-    api: &Api<Provider>,
+    api: &Api<MetricTemplate>,
     name: &str,
 ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let repo = api.get(name).await.ok()?;
@@ -132,20 +132,20 @@ async fn each_controller_leads_serves_probes_and_exits_cleanly_on_sigterm() {
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
     let (client, ns) = cluster_namespace("standby").await;
-    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
     let lease_flag = format!("--leader-election-namespace={ns}");
     let scope = format!("--watch-namespace={ns}");
 
-    let mut leader = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
-    wait_until_leading(&client, &ns, "notify-controller", &leader).await;
-    let standby = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
+    let mut leader = ControllerProcess::start("progressive-controller", &[&lease_flag, &scope]).unwrap();
+    wait_until_leading(&client, &ns, "progressive-controller", &leader).await;
+    let standby = ControllerProcess::start("progressive-controller", &[&lease_flag, &scope]).unwrap();
     eventually(Duration::from_secs(30), "the standby's /readyz", || async {
         standby.get(standby.health, "/readyz").await.filter(|(s, _)| *s == 200)
     })
     .await;
     let (_, metrics) = standby.get(standby.metrics, "/metrics").await.unwrap();
     assert!(
-        metrics.contains("eddy_leader{controller=\"notify-controller\"} 0"),
+        metrics.contains("eddy_leader{controller=\"progressive-controller\"} 0"),
         "the standby does not lead: {metrics}"
     );
     assert!(
@@ -156,18 +156,18 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
     leader.signal("TERM").unwrap();
     assert!(leader.wait_for_exit(Duration::from_secs(10)).await.unwrap().success());
     // The Lease was released, so the standby takes it at its next attempt rather than after expiry.
-    wait_until_leading(&client, &ns, "notify-controller", &standby).await;
+    wait_until_leading(&client, &ns, "progressive-controller", &standby).await;
 
     repos
         .create(
             &PostParams::default(),
-            &provider("after-takeover", serde_json::json!({})),
+            &template("after-takeover", serde_json::json!({})),
         )
         .await
         .unwrap();
     let ready = eventually(
         Duration::from_secs(30),
-        "the new leader to report on a Provider",
+        "the new leader to report on a MetricTemplate",
         || async { ready_condition(&repos, "after-takeover").await },
     )
     .await;
@@ -179,9 +179,9 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     let (client, ns) = cluster_namespace("placeholder").await;
-    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
     let process = ControllerProcess::start(
-        "notify-controller",
+        "progressive-controller",
         &[
             &format!("--leader-election-namespace={ns}"),
             &format!("--watch-namespace={ns}"),
@@ -189,11 +189,11 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     )
     .unwrap();
     repos
-        .create(&PostParams::default(), &provider("app", serde_json::json!({})))
+        .create(&PostParams::default(), &template("app", serde_json::json!({})))
         .await
         .unwrap();
 
-    let ready = eventually(Duration::from_secs(30), "Ready on the Provider", || async {
+    let ready = eventually(Duration::from_secs(30), "Ready on the MetricTemplate", || async {
         ready_condition(&repos, "app").await
     })
     .await;
@@ -201,7 +201,7 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
     assert_eq!(ready.reason, "NotImplemented");
     assert_eq!(
         ready.message,
-        "notify-controller does not reconcile Provider objects yet"
+        "progressive-controller does not reconcile MetricTemplate objects yet"
     );
     assert_eq!(ready.observed_generation, Some(1));
     let first_transition = ready.last_transition_time.clone();
@@ -225,7 +225,9 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
 
     let (_, metrics) = process.get(process.metrics, "/metrics").await.unwrap();
     assert!(
-        metrics.contains("eddy_reconcile_total{controller=\"notify-controller\",kind=\"Provider\",result=\"success\"}"),
+        metrics.contains(
+            "eddy_reconcile_total{controller=\"progressive-controller\",kind=\"MetricTemplate\",result=\"success\"}"
+        ),
         "{metrics}"
     );
     delete_namespace(&client, &ns).await;
@@ -235,12 +237,12 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn watch_label_selector_shards_objects_between_controllers() {
     let (client, ns) = cluster_namespace("shards").await;
-    let repos: Api<Provider> = Api::namespaced(client.clone(), &ns);
+    let repos: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
     let _shard = ControllerProcess::start(
-        "notify-controller",
+        "progressive-controller",
         &[
             &format!("--leader-election-namespace={ns}"),
-            "--leader-election-lease-name=notify-controller-shard1",
+            "--leader-election-lease-name=progressive-controller-shard1",
             &format!("--watch-namespace={ns}"),
             "--watch-label-selector=sharding.eddy.dev/key=shard1",
         ],
@@ -249,14 +251,14 @@ async fn watch_label_selector_shards_objects_between_controllers() {
     repos
         .create(
             &PostParams::default(),
-            &provider("in-shard", serde_json::json!({"sharding.eddy.dev/key": "shard1"})),
+            &template("in-shard", serde_json::json!({"sharding.eddy.dev/key": "shard1"})),
         )
         .await
         .unwrap();
     repos
         .create(
             &PostParams::default(),
-            &provider("other-shard", serde_json::json!({"sharding.eddy.dev/key": "shard2"})),
+            &template("other-shard", serde_json::json!({"sharding.eddy.dev/key": "shard2"})),
         )
         .await
         .unwrap();
@@ -283,7 +285,7 @@ async fn malformed_label_selector_fails_start_up_with_a_clear_error() {
     let client = cluster().await;
     install_crds(&client).await.unwrap();
     let mut process = ControllerProcess::start(
-        "notify-controller",
+        "progressive-controller",
         &[
             "--leader-elect=false",
             "--watch-label-selector=sharding.eddy.dev/key in (a,",

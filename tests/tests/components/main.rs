@@ -1,4 +1,5 @@
 //! Component tests against real servers started on 127.0.0.1 (no Kubernetes): Git over smart
-//! HTTP and SSH.
+//! HTTP and SSH, and a Matrix homeserver (Synapse).
 
 mod git;
+mod matrix;

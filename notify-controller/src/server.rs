@@ -1,0 +1,115 @@
+//! The event endpoint: `POST /` with Flux's event JSON, from Eddy's controllers and Flux's. The
+//! body is bounded in size and in read time; a malformed body gets 400 with the reason; an
+//! accepted event is queued for the dispatcher and answered 202 at once; a full queue is 503 so
+//! that the sender retries later.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::Received;
+use crate::event::{Event, MAX_EVENT_BODY};
+use crate::metrics::NotifyMetrics;
+
+/// How long a sender may take to deliver its body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+struct Endpoint {
+    queue: mpsc::Sender<Received>,
+    metrics: NotifyMetrics,
+}
+
+/// Binds `addr` and serves the event endpoint until `stop` fires.
+pub async fn serve(
+    addr: SocketAddr,
+    queue: mpsc::Sender<Received>,
+    metrics: NotifyMetrics,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen for events on {addr}: {err}"))?;
+    tracing::info!(address = %listener.local_addr()?, "event endpoint listening");
+    let app = router(queue, metrics);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// The endpoint's routes.
+pub fn router(queue: mpsc::Sender<Received>, metrics: NotifyMetrics) -> Router {
+    Router::new()
+        .route("/", axum::routing::post(receive))
+        .with_state(Endpoint { queue, metrics })
+}
+
+async fn receive(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    let body = match read_body(request.into_body(), MAX_EVENT_BODY).await {
+        Ok(body) => body,
+        Err(refusal) => {
+            endpoint.metrics.received("invalid");
+            return refusal;
+        }
+    };
+    let event = match Event::from_json(&body) {
+        Ok(event) => event,
+        Err(invalid) => {
+            endpoint.metrics.received("invalid");
+            return (StatusCode::BAD_REQUEST, format!("{invalid}\n")).into_response();
+        }
+    };
+    let received = Received {
+        event,
+        at: Instant::now(),
+    };
+    match endpoint.queue.try_send(received) {
+        Ok(()) => {
+            endpoint.metrics.received("accepted");
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(_) => {
+            endpoint.metrics.received("queue_full");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("Retry-After", "1")],
+                "the event queue is full; retry later\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes within [`BODY_READ_TIMEOUT`]: 413 when larger, 408
+/// when slower.
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) => {
+            // axum wraps http-body-util's LengthLimitError, whose text is all it exposes.
+            let too_large = format!("{err} {:?}", std::error::Error::source(&err)).contains("length limit");
+            if too_large {
+                Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {limit} bytes\n"),
+                )
+                    .into_response())
+            } else {
+                Err((StatusCode::BAD_REQUEST, "the body could not be read\n").into_response())
+            }
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {}s\n", BODY_READ_TIMEOUT.as_secs()),
+        )
+            .into_response()),
+    }
+}
