@@ -47,11 +47,10 @@ pub struct Registry {
     pending: Mutex<HashSet<(String, String, String, String)>>,
 }
 
-/// What the server needs of one Receiver.
+/// What the server needs of one Receiver besides the object itself (read live from the cache,
+/// so that a change of spec applies at once).
 pub struct Registered {
     receiver: ObjectRef<Receiver>,
-    namespace: String,
-    spec: eddy_api::notify::ReceiverSpec,
     token: String,
 }
 
@@ -122,8 +121,6 @@ pub async fn reconcile(
         path.clone(),
         Registered {
             receiver: reference,
-            namespace,
-            spec: receiver.spec.clone(),
             token,
         },
     );
@@ -197,17 +194,17 @@ async fn receive(State(hooks): State<Hooks>, Path(digest): Path<String>, request
 async fn answer(hooks: &Hooks, digest: &str, request: Request) -> (Response, &'static str) {
     let path = format!("/hook/{digest}");
     // The object must still exist: a deleted Receiver's path stops working at once.
-    let Some(registered) = hooks
+    let Some((registered, live)) = hooks
         .registry
         .find(&path)
-        .filter(|r| hooks.receivers.get(&r.receiver).is_some_and(|live| live.spec == r.spec))
+        .and_then(|r| hooks.receivers.get(&r.receiver).map(|live| (r, live)))
     else {
         return (
             (StatusCode::NOT_FOUND, "no Receiver has this path\n").into_response(),
             "not_found",
         );
     };
-    if registered.spec.suspend {
+    if live.spec.suspend {
         return (
             (StatusCode::SERVICE_UNAVAILABLE, "the Receiver is suspended\n").into_response(),
             "suspended",
@@ -218,7 +215,7 @@ async fn answer(hooks: &Hooks, digest: &str, request: Request) -> (Response, &'s
         Ok(body) => body,
         Err(refusal) => return (refusal, "bad_body"),
     };
-    let spec = &registered.spec;
+    let spec = &live.spec;
     match verify::verify(
         spec.receiver_type,
         &registered.token,
@@ -237,7 +234,7 @@ async fn answer(hooks: &Hooks, digest: &str, request: Request) -> (Response, &'s
             (StatusCode::OK, format!("{why}; nothing done\n")).into_response(),
             "ignored",
         ),
-        Ok(Verified::Reconcile) => match request_reconciles(hooks, &registered).await {
+        Ok(Verified::Reconcile) => match request_reconciles(hooks, &live).await {
             Ok(count) => {
                 tracing::info!(receiver = %registered.receiver, objects = count, "webhook accepted; reconciles requested");
                 (
@@ -257,10 +254,11 @@ async fn answer(hooks: &Hooks, digest: &str, request: Request) -> (Response, &'s
 }
 
 /// Annotates every selected object; returns how many were selected.
-async fn request_reconciles(hooks: &Hooks, registered: &Registered) -> Result<usize, String> {
+async fn request_reconciles(hooks: &Hooks, receiver: &Receiver) -> Result<usize, String> {
+    let namespace = receiver.namespace().unwrap_or_default();
     let mut objects = Vec::new();
-    for resource in &registered.spec.resources {
-        objects.extend(select(hooks, registered, resource).await?);
+    for resource in &receiver.spec.resources {
+        objects.extend(select(hooks, &namespace, resource).await?);
     }
     let count = objects.len();
     let value = Timestamp::now().to_string();
@@ -312,7 +310,7 @@ async fn request_reconciles(hooks: &Hooks, registered: &Registered) -> Result<us
 /// The objects a resource entry names: one by name, or all with its labels for `*`.
 async fn select(
     hooks: &Hooks,
-    registered: &Registered,
+    receiver_namespace: &str,
     resource: &ReceiverResource,
 ) -> Result<Vec<(String, String, String, String)>, String> {
     let kind = resource.kind.as_str().to_owned();
@@ -323,8 +321,8 @@ async fn select(
     let namespace = resource
         .namespace
         .clone()
-        .unwrap_or_else(|| registered.namespace.clone());
-    if namespace != registered.namespace && !hooks.cross_namespace {
+        .unwrap_or_else(|| receiver_namespace.to_owned());
+    if namespace != receiver_namespace && !hooks.cross_namespace {
         return Err(format!(
             "{kind}/{namespace}/{} is in another namespace, and cross-namespace references are disabled",
             resource.name

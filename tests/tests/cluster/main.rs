@@ -11,6 +11,7 @@ mod kustomization;
 mod kustomization_more;
 mod leave_alone;
 mod live_cache;
+mod notify;
 mod ocirepository;
 mod server_side_apply;
 mod ssa;

@@ -1,0 +1,637 @@
+//! notify-controller as a process against the local control plane, with local endpoints that
+//! check each service's documented request: Alerts select events (severity, lists, duplicate
+//! window, change of state), Providers deliver them (Slack threads, Retry-After, a hanging
+//! service delays no other), failures show on the Alert, secrets never leak, and Receivers
+//! refuse what they should and annotate what they select.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use eddy_api::conditions::{self, READY};
+use eddy_api::notify::{Alert, Receiver};
+use eddy_api::source::GitRepository;
+use eddy_tests::webhook::{Reply, WebhookServer};
+use eddy_tests::{ControllerProcess, cluster_namespace, create, delete_namespace, eventually};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// A notify-controller in its own namespace.
+pub(crate) struct Notify {
+    pub(crate) client: Client,
+    pub(crate) ns: String,
+    pub(crate) process: ControllerProcess,
+    http: reqwest::Client,
+}
+
+impl Notify {
+    pub(crate) async fn start(prefix: &str, args: &[&str]) -> Self {
+        let (client, ns) = cluster_namespace(prefix).await;
+        let mut all = vec![
+            format!("--leader-election-namespace={ns}"),
+            format!("--watch-namespace={ns}"),
+        ];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let process = ControllerProcess::start("notify-controller", &all).unwrap();
+        Self {
+            client,
+            ns,
+            process,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub(crate) fn events_url(&self) -> String {
+        format!("http://{}/", self.process.events.unwrap())
+    }
+
+    pub(crate) async fn secret(&self, name: &str, data: Value) {
+        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn object(&self, kind: &str, name: &str, spec: Value) {
+        let group = if kind == "GitRepository" { "source" } else { "notify" };
+        create(
+            &self.client,
+            &self.ns,
+            json!({"apiVersion": format!("{group}.eddy.dev/v1alpha1"), "kind": kind, "metadata": {"name": name}, "spec": spec}),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("creating {kind} {name}: {err}"));
+    }
+
+    /// A generic Provider sending to `server`, and an Alert `name` through it with `spec`
+    /// merged over "every Kustomization in the namespace"; returns once the Alert is Ready.
+    pub(crate) async fn generic_alert(&self, name: &str, server: &WebhookServer, spec: Value) {
+        self.object(
+            "Provider",
+            name,
+            json!({"type": "generic", "address": server.url(&format!("/{name}")), "timeout": "2s"}),
+        )
+        .await;
+        self.alert(name, name, spec).await;
+    }
+
+    pub(crate) async fn alert(&self, name: &str, provider: &str, spec: Value) {
+        let mut full =
+            json!({"providerRef": {"name": provider}, "eventSources": [{"kind": "Kustomization", "name": "*"}]});
+        for (key, value) in spec.as_object().unwrap() {
+            full[key] = value.clone();
+        }
+        self.object("Alert", name, full).await;
+        self.alert_ready(name, "True").await;
+    }
+
+    /// Waits until Alert `name`'s Ready is `status`; returns the condition's reason and message.
+    pub(crate) async fn alert_ready(&self, name: &str, status: &str) -> (String, String) {
+        let alerts: Api<Alert> = Api::namespaced(self.client.clone(), &self.ns);
+        self.within(
+            Duration::from_secs(60),
+            &format!("Alert {name} Ready={status}"),
+            || async {
+                let alert = alerts.get(name).await.ok()?;
+                let ready = conditions::get(&alert.status?.conditions, READY)?.clone();
+                (ready.status == status).then_some((ready.reason, ready.message))
+            },
+        )
+        .await
+    }
+
+    /// POSTs an event about Kustomization `name` in the namespace; returns the status code.
+    pub(crate) async fn post(&self, name: &str, severity: &str, reason: &str, message: &str, revision: &str) -> u16 {
+        let event = json!({
+            "involvedObject": {"kind": "Kustomization", "namespace": self.ns, "name": name,
+                "apiVersion": "apply.eddy.dev/v1alpha1", "uid": "1", "resourceVersion": "1"},
+            "severity": severity,
+            "timestamp": "2026-12-03T10:00:00Z",
+            "message": message,
+            "reason": reason,
+            "metadata": {"apply.eddy.dev/revision": revision},
+            "reportingController": "apply-controller",
+        });
+        self.post_raw(serde_json::to_vec(&event).unwrap()).await.0
+    }
+
+    pub(crate) async fn post_raw(&self, body: Vec<u8>) -> (u16, String) {
+        let response = self.http.post(self.events_url()).body(body).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub(crate) async fn within<T, F, Fut>(&self, limit: Duration, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        match tokio::time::timeout(limit, eventually(limit, what, check)).await {
+            Ok(found) => found,
+            Err(_) => panic!(
+                "timed out waiting for {what}\n--- notify-controller:\n{}",
+                self.process.logs()
+            ),
+        }
+    }
+}
+
+/// Waits until `server` received `expected` requests, then a little longer, so that a request
+/// that should not come has had time to.
+async fn settle(server: &WebhookServer, expected: usize) {
+    server.wait_for(expected, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn alerts_select_by_severity_and_lists_and_send_a_repeated_event_once() {
+    let notify = Notify::start("notify-select", &["--dedup-window=5m"]).await;
+    let (errors, filtered) = (
+        WebhookServer::start().await.unwrap(),
+        WebhookServer::start().await.unwrap(),
+    );
+    notify
+        .generic_alert("errors", &errors, json!({"eventSeverity": "error"}))
+        .await;
+    notify
+        .generic_alert(
+            "filtered",
+            &filtered,
+            json!({"inclusionList": ["applied"], "exclusionList": ["^ConfigMap/"], "eventMetadata": {"env": "prod"}}),
+        )
+        .await;
+
+    assert_eq!(
+        notify
+            .post(
+                "web",
+                "info",
+                "ReconciliationSucceeded",
+                "Deployment/shop/web applied",
+                "main@sha1:aaa"
+            )
+            .await,
+        202
+    );
+    assert_eq!(
+        notify
+            .post(
+                "web",
+                "info",
+                "ReconciliationSucceeded",
+                "ConfigMap/shop/web applied",
+                "main@sha1:aaa"
+            )
+            .await,
+        202
+    );
+    assert_eq!(
+        notify
+            .post("web", "info", "Progressing", "applying", "main@sha1:aaa")
+            .await,
+        202
+    );
+    for timing in ["2.1s", "2.5s", "3m1s"] {
+        let message = format!("health check failed after {timing}");
+        assert_eq!(
+            notify
+                .post("web", "error", "HealthCheckFailed", &message, "main@sha1:aaa")
+                .await,
+            202
+        );
+    }
+    // A new revision is a new event even with the same message.
+    notify
+        .post(
+            "web",
+            "error",
+            "HealthCheckFailed",
+            "health check failed after 1s",
+            "main@sha1:bbb",
+        )
+        .await;
+
+    settle(&errors, 2).await;
+    let sent = errors.requests();
+    assert_eq!(sent.len(), 2, "one error per revision: {sent:#?}");
+    let first = sent[0].json();
+    assert_eq!(sent[0].method, "POST");
+    assert_eq!(sent[0].path, "/errors");
+    assert_eq!(sent[0].header("content-type"), Some("application/json"));
+    assert_eq!(sent[0].header("gotk-component"), Some("apply-controller"));
+    assert_eq!(first["involvedObject"]["name"], "web");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["reason"], "HealthCheckFailed");
+    assert_eq!(first["metadata"]["revision"], "main@sha1:aaa");
+    assert_eq!(sent[1].json()["metadata"]["revision"], "main@sha1:bbb");
+
+    settle(&filtered, 1).await;
+    let sent = filtered.requests();
+    assert_eq!(sent.len(), 1, "only the included, not excluded, message: {sent:#?}");
+    assert_eq!(sent[0].json()["message"], "Deployment/shop/web applied");
+    assert_eq!(
+        sent[0].json()["metadata"]["env"],
+        "prod",
+        "the Alert's metadata is added"
+    );
+
+    // Malformed events are refused with the reason.
+    let (status, text) = notify.post_raw(b"{\"severity\":".to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(text.contains("not an event"), "{text}");
+    let (status, _) = notify.post_raw(vec![b'x'; 512 * 1024]).await;
+    assert_eq!(status, 413);
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn alert_on_change_sends_an_error_once_and_then_the_recovery() {
+    let notify = Notify::start("notify-change", &["--dedup-window=0s"]).await;
+    let server = WebhookServer::start().await.unwrap();
+    notify
+        .generic_alert("changes", &server, json!({"alertOn": "change"}))
+        .await;
+    for _ in 0..4 {
+        notify
+            .post("web", "error", "HealthCheckFailed", "web not ready", "main@sha1:aaa")
+            .await;
+    }
+    notify
+        .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
+        .await;
+    notify
+        .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
+        .await;
+    settle(&server, 2).await;
+    let sent = server.requests();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0].json()["severity"], "error");
+    assert_eq!(sent[1].json()["reason"], "ReconciliationSucceeded");
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn retry_after_is_honoured_and_a_hanging_provider_delays_no_other() {
+    let notify = Notify::start("notify-slow", &["--dedup-window=0s"]).await;
+    let (limited, hanging, fast) = (
+        WebhookServer::start().await.unwrap(),
+        WebhookServer::start().await.unwrap(),
+        WebhookServer::start().await.unwrap(),
+    );
+    limited.then(Reply::Answer(
+        429,
+        vec![("Retry-After".into(), "2".into())],
+        "slow down".into(),
+    ));
+    hanging.always(Reply::Hang);
+    notify.generic_alert("limited", &limited, json!({})).await;
+    notify.generic_alert("hanging", &hanging, json!({})).await;
+    notify.generic_alert("fast", &fast, json!({})).await;
+
+    let started = Instant::now();
+    for i in 0..5 {
+        notify
+            .post(
+                "web",
+                "info",
+                "ReconciliationSucceeded",
+                &format!("applied {i}"),
+                &format!("main@sha1:{i}"),
+            )
+            .await;
+    }
+    fast.wait_for(5, Duration::from_secs(3)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the fast provider got all 5 while the other hangs, in {:?}",
+        started.elapsed()
+    );
+    let sent = limited.wait_for(6, Duration::from_secs(15)).await;
+    let retry = sent[1..]
+        .iter()
+        .find(|r| r.body == sent[0].body)
+        .expect("the refused message is sent again");
+    let waited = retry.at.duration_since(sent[0].at);
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the retry waited for Retry-After: {waited:?}"
+    );
+
+    // The hanging provider times out (2 s per attempt), retries, then fails on its Alert.
+    let (reason, message) = notify.alert_ready("hanging", "False").await;
+    assert_eq!(reason, "NotificationDispatchFailed");
+    assert!(message.contains("timed out"), "{message}");
+    assert!(
+        message.contains(&format!("http://{}/***", hanging.addr)),
+        "masked address: {message}"
+    );
+    let (_, metrics) = notify.process.get(notify.process.metrics, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains(r#"eddy_notify_failed_total{controller="notify-controller",provider_type="generic"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("eddy_notify_dispatch_latency_seconds_bucket"),
+        "{metrics}"
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn slack_threads_one_revision_and_secrets_never_leak() {
+    const MARKER: &str = "MaRkEr7731";
+    let notify = Notify::start("notify-secret", &["--dedup-window=0s", "--log-level=debug"]).await;
+    let slack = WebhookServer::start().await.unwrap();
+    let broken = WebhookServer::start().await.unwrap();
+    // A service that echoes the token in its error, as some do.
+    broken.always(Reply::Answer(401, vec![], format!("invalid token xoxb-{MARKER}-token")));
+    notify
+        .secret(
+            "slack-bot",
+            json!({"address": slack.url(&format!("/api/chat.postMessage?{MARKER}=1")), "token": format!("xoxb-{MARKER}-token")}),
+        )
+        .await;
+    notify
+        .secret(
+            "broken-hook",
+            json!({"address": broken.url(&format!("/services/T0/{MARKER}")), "token": format!("xoxb-{MARKER}-token"),
+                   "headers": format!("X-Api-Key: key-{MARKER}\n")}),
+        )
+        .await;
+    notify
+        .object(
+            "Provider",
+            "slack",
+            json!({"type": "slack", "channel": "deploys", "secretRef": {"name": "slack-bot"}}),
+        )
+        .await;
+    notify
+        .object(
+            "Provider",
+            "broken",
+            json!({"type": "slack", "secretRef": {"name": "broken-hook"}}),
+        )
+        .await;
+    notify.alert("slack", "slack", json!({})).await;
+    notify.alert("broken", "broken", json!({})).await;
+
+    notify
+        .post("web", "info", "Progressing", "applying main@sha1:aaa", "main@sha1:aaa")
+        .await;
+    notify
+        .post(
+            "web",
+            "info",
+            "ReconciliationSucceeded",
+            "Deployment/shop/web configured",
+            "main@sha1:aaa",
+        )
+        .await;
+    notify
+        .post(
+            "web",
+            "info",
+            "ReconciliationSucceeded",
+            "Deployment/shop/web configured",
+            "main@sha1:bbb",
+        )
+        .await;
+    let sent = slack.wait_for(3, Duration::from_secs(10)).await;
+    for request in &sent {
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer xoxb-{MARKER}-token").as_str())
+        );
+        let body = request.json();
+        assert_eq!(body["channel"], "deploys");
+        assert_eq!(body["attachments"][0]["color"], "good");
+        assert_eq!(
+            body["attachments"][0]["author_name"],
+            format!("kustomization/web.{}", notify.ns)
+        );
+    }
+    assert!(
+        sent[0].json().get("thread_ts").is_none(),
+        "the first message starts the thread"
+    );
+    assert_eq!(
+        sent[1].json()["thread_ts"],
+        "1700000000.000000",
+        "same object and revision: a reply"
+    );
+    assert!(
+        sent[2].json().get("thread_ts").is_none(),
+        "a new revision starts a new thread"
+    );
+
+    let (reason, message) = notify.alert_ready("broken", "False").await;
+    assert_eq!(reason, "NotificationDispatchFailed");
+    assert!(message.contains("401"), "{message}");
+    assert_eq!(broken.requests().len(), 3, "a 401 is not retried");
+    assert_eq!(
+        broken.requests()[0].header("x-api-key"),
+        Some(format!("key-{MARKER}").as_str())
+    );
+
+    let (_, metrics) = notify.process.get(notify.process.metrics, "/metrics").await.unwrap();
+    let events = kubectl_json(&["-n", &notify.ns, "get", "events", "-o", "json"]);
+    let objects = kubectl_json(&["-n", &notify.ns, "get", "providers,alerts", "-o", "json"]);
+    for (place, text) in [
+        ("logs", notify.process.logs()),
+        ("metrics", metrics),
+        ("events", events.clone()),
+        ("status", objects),
+    ] {
+        assert!(!text.contains(MARKER), "{place} contain the marker:\n{text}");
+    }
+    assert!(
+        events.contains("NotificationDispatchFailed"),
+        "the failure is an event: {events}"
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+fn kubectl_json(args: &[&str]) -> String {
+    let kubeconfig = eddy_tests::kubeconfig_path();
+    let output = std::process::Command::new(kubeconfig.parent().unwrap().join("bin/kubectl"))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `sha256=<hex>` of `body` keyed with `token`, as GitHub signs deliveries.
+pub(crate) fn github_signature(token: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// Waits for Receiver `name`'s webhook URL.
+pub(crate) async fn webhook_url(notify: &Notify, name: &str) -> String {
+    let receivers: Api<Receiver> = Api::namespaced(notify.client.clone(), &notify.ns);
+    let path = notify
+        .within(Duration::from_secs(30), "the Receiver's webhookPath", || async {
+            receivers.get(name).await.ok()?.status?.webhook_path
+        })
+        .await;
+    format!("http://{}{path}", notify.process.hooks.unwrap())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn receivers_refuse_what_they_should_and_annotate_on_a_genuine_push() {
+    let notify = Notify::start("notify-hook", &[]).await;
+    notify.secret("hook-token", json!({"token": "s3cret-token"})).await;
+    notify
+        .object(
+            "GitRepository",
+            "app",
+            json!({"url": "http://127.0.0.1:9/app.git", "interval": "1h", "ref": {"branch": "main"}}),
+        )
+        .await;
+    notify
+        .object(
+            "Receiver",
+            "github",
+            json!({"type": "github", "events": ["push"], "secretRef": {"name": "hook-token"},
+                   "resources": [{"kind": "GitRepository", "name": "app"}]}),
+        )
+        .await;
+    notify
+        .object(
+            "Receiver",
+            "gitlab",
+            json!({"type": "gitlab", "secretRef": {"name": "hook-token"}, "suspend": true,
+                   "resources": [{"kind": "GitRepository", "name": "app"}]}),
+        )
+        .await;
+    let url = webhook_url(&notify, "github").await;
+    let http = reqwest::Client::new();
+    let body = br#"{"ref":"refs/heads/main","after":"0123"}"#.to_vec();
+    let call = |headers: Vec<(&'static str, String)>, body: Vec<u8>, url: String| {
+        let http = http.clone();
+        async move {
+            let mut request = http.post(url).body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            match request.send().await {
+                Ok(response) => (response.status().as_u16(), response.text().await.unwrap_or_default()),
+                // The server may close the connection while an oversize body is still being sent.
+                Err(err) => (0, err.to_string()),
+            }
+        }
+    };
+    let signed = |event: &str, body: &[u8]| {
+        vec![
+            ("X-GitHub-Event", event.to_owned()),
+            ("X-Hub-Signature-256", github_signature("s3cret-token", body)),
+        ]
+    };
+    let repos: Api<GitRepository> = Api::namespaced(notify.client.clone(), &notify.ns);
+    let requested = || async {
+        repos
+            .get("app")
+            .await
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("reconcile.eddy.dev/requestedAt")
+            .cloned()
+    };
+
+    let unknown = format!("http://{}/hook/{}", notify.process.hooks.unwrap(), "0".repeat(64));
+    assert_eq!(call(signed("push", &body), body.clone(), unknown).await.0, 404);
+    let (status, text) = call(vec![("X-GitHub-Event", "push".into())], body.clone(), url.clone()).await;
+    assert_eq!((status, text.trim()), (401, "missing X-Hub-Signature-256"));
+    let forged = vec![
+        ("X-GitHub-Event", "push".to_owned()),
+        ("X-Hub-Signature-256", github_signature("guess", &body)),
+    ];
+    assert_eq!(call(forged, body.clone(), url.clone()).await.0, 403);
+    let malformed = b"{not json".to_vec();
+    assert_eq!(
+        call(signed("push", &malformed), malformed.clone(), url.clone()).await.0,
+        400
+    );
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    let (status, text) = call(signed("push", &huge), huge.clone(), url.clone()).await;
+    assert!(
+        status == 413 || (status == 0 && text.contains("error")),
+        "{status} {text}"
+    );
+    let (status, text) = call(signed("release", &body), body.clone(), url.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("nothing done"), "{text}");
+    assert_eq!(call(signed("ping", &body), body.clone(), url.clone()).await.0, 200);
+    assert_eq!(requested().await, None, "nothing was annotated so far");
+
+    // A body that never finishes arriving is cut off.
+    let hooks = notify.process.hooks.unwrap();
+    let path = url.trim_start_matches(&format!("http://{hooks}")).to_owned();
+    let slow = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(hooks).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nX-GitHub-Event: push\r\n\r\n{{"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    });
+    let answer = slow.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Genuine pushes, a burst of them: each answered, the object annotated.
+    let burst: Vec<_> = (0..10)
+        .map(|_| call(signed("push", &body), body.clone(), url.clone()))
+        .collect();
+    for (status, text) in futures::future::join_all(burst).await {
+        assert_eq!(status, 200, "{text}");
+    }
+    assert!(requested().await.is_some(), "the GitRepository was asked to reconcile");
+
+    let suspended = webhook_url(&notify, "gitlab").await;
+    let gitlab = vec![
+        ("X-Gitlab-Token", "s3cret-token".to_owned()),
+        ("X-Gitlab-Event", "Push Hook".to_owned()),
+    ];
+    assert_eq!(call(gitlab.clone(), body.clone(), suspended.clone()).await.0, 503);
+    let receivers: Api<Receiver> = Api::namespaced(notify.client.clone(), &notify.ns);
+    receivers
+        .patch(
+            "gitlab",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    let (status, _) = notify
+        .within(Duration::from_secs(10), "the resumed Receiver to answer", || {
+            let call = call(gitlab.clone(), body.clone(), suspended.clone());
+            async move { Some(call.await).filter(|(s, _)| *s != 503) }
+        })
+        .await;
+    assert_eq!(status, 200);
+    let wrong_token = vec![
+        ("X-Gitlab-Token", "s3cret-tokeN".to_owned()),
+        ("X-Gitlab-Event", "Push Hook".to_owned()),
+    ];
+    assert_eq!(call(wrong_token, body.clone(), suspended).await.0, 403);
+    delete_namespace(&notify.client, &notify.ns).await;
+}
