@@ -635,3 +635,211 @@ async fn receivers_refuse_what_they_should_and_annotate_on_a_genuine_push() {
     assert_eq!(call(wrong_token, body.clone(), suspended).await.0, 403);
     delete_namespace(&notify.client, &notify.ns).await;
 }
+
+/// The whole loop with nothing waiting for an interval (every interval is an hour): a commit is
+/// pushed, GitHub's push webhook reaches the Receiver, source-controller fetches and
+/// apply-controller applies the new revision, the message arrives in a Matrix room (a real
+/// Synapse, read back as another member) and a success commit status is recorded for the
+/// commit; then a broken commit gives an error message and a failure status.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn a_push_webhook_applies_at_once_and_reports_to_matrix_and_the_commit() {
+    use eddy_api::apply::Kustomization;
+    use eddy_tests::git::GitHttpServer;
+    use eddy_tests::matrix::Homeserver;
+
+    let homeserver = Homeserver::start().await.unwrap();
+    let bot = homeserver.register("eddy-bot", "bot-password-1").await.unwrap();
+    let reader = homeserver.register("reader", "reader-password-1").await.unwrap();
+    let room = homeserver.create_room(&bot, "deploys").await.unwrap();
+    homeserver.join(&reader, &room).await.unwrap();
+    let github = WebhookServer::start().await.unwrap();
+    let git = GitHttpServer::start(None).await.unwrap();
+    let repo = git.create_repo("app").unwrap();
+    let web = |replicas: u32| crate::kustomization::deployment("web", replicas, "nginx:1.27");
+    let first = repo.commit(&[("deploy/web.yaml", &web(1))], "first").unwrap();
+
+    let notify = Notify::start("notify-e2e", &[]).await;
+    let ns = notify.ns.clone();
+    let scope = [
+        format!("--leader-election-namespace={ns}"),
+        format!("--watch-namespace={ns}"),
+        format!("--events-addr={}", notify.events_url()),
+    ];
+    let scope: Vec<&str> = scope.iter().map(String::as_str).collect();
+    let source = ControllerProcess::start("source-controller", &scope).unwrap();
+    let own_namespace = format!("--controller-namespace={ns}-controller");
+    let mut apply_args = scope.clone();
+    apply_args.push(&own_namespace);
+    let apply = ControllerProcess::start("apply-controller", &apply_args).unwrap();
+
+    notify.secret("matrix-bot", json!({"token": bot.access_token})).await;
+    notify.secret("github-token", json!({"token": "ghp_statuses"})).await;
+    notify.secret("hook-token", json!({"token": "push-secret"})).await;
+    notify
+        .object(
+            "Provider",
+            "matrix",
+            json!({"type": "matrix", "address": homeserver.base_url(), "channel": room, "secretRef": {"name": "matrix-bot"}}),
+        )
+        .await;
+    notify
+        .object(
+            "Provider",
+            "github",
+            json!({"type": "github", "address": github.url("/org/app"), "secretRef": {"name": "github-token"}}),
+        )
+        .await;
+    notify.alert("chat", "matrix", json!({})).await;
+    notify.alert("status", "github", json!({})).await;
+    notify
+        .object(
+            "Receiver",
+            "push",
+            json!({"type": "github", "events": ["push"], "secretRef": {"name": "hook-token"},
+                   "resources": [{"kind": "GitRepository", "name": "app"}]}),
+        )
+        .await;
+    notify
+        .object(
+            "GitRepository",
+            "app",
+            json!({"url": git.url("app"), "interval": "1h", "ref": {"branch": "main"}}),
+        )
+        .await;
+    create(
+        &notify.client,
+        &ns,
+        json!({"apiVersion": "apply.eddy.dev/v1alpha1", "kind": "Kustomization", "metadata": {"name": "app"},
+               "spec": {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": "./deploy", "targetNamespace": ns,
+                        "interval": "1h", "retryInterval": "1h", "timeout": "30s", "prune": true}}),
+    )
+    .await
+    .unwrap();
+    let kustomizations: Api<Kustomization> = Api::namespaced(notify.client.clone(), &ns);
+    let logs = || {
+        format!(
+            "\n--- notify:\n{}\n--- apply:\n{}\n--- source:\n{}",
+            notify.process.logs(),
+            apply.logs(),
+            source.logs()
+        )
+    };
+    let applied = |revision: String| {
+        let kustomizations = kustomizations.clone();
+        async move {
+            let ks = kustomizations.get("app").await.ok()?;
+            let status = ks.status?;
+            (conditions::is_ready(&status.conditions, ks.metadata.generation)
+                && status.last_applied_revision.as_deref() == Some(revision.as_str()))
+            .then_some(())
+        }
+    };
+    let what = "the first revision applied";
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        eventually(Duration::from_secs(60), what, || applied(format!("main@sha1:{first}"))),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}{}", logs()));
+
+    let hook = webhook_url(&notify, "push").await;
+    let push = |sha: String| {
+        let hook = hook.clone();
+        async move {
+            let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": sha})).unwrap();
+            let response = reqwest::Client::new()
+                .post(hook)
+                .header("X-GitHub-Event", "push")
+                .header("X-GitHub-Delivery", "1")
+                .header("Content-Type", "application/json")
+                .header("X-Hub-Signature-256", github_signature("push-secret", &body))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    };
+
+    // A good commit.
+    let second = repo.commit(&[("deploy/web.yaml", &web(2))], "scale to 2").unwrap();
+    let pushed = Instant::now();
+    push(second.clone()).await;
+    let what = "the pushed revision applied";
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        eventually(Duration::from_secs(30), what, || applied(format!("main@sha1:{second}"))),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}{}", logs()));
+    eprintln!("push to applied: {:?}", pushed.elapsed());
+    let said = |needle: String| {
+        let (homeserver, reader, room) = (&homeserver, &reader, &room);
+        async move {
+            let messages = homeserver.messages(reader, room).await.ok()?;
+            messages
+                .into_iter()
+                .filter_map(|m| m["content"]["body"].as_str().map(str::to_owned))
+                .find(|body| body.contains(&needle))
+        }
+    };
+    let message = tokio::time::timeout(
+        Duration::from_secs(20),
+        eventually(
+            Duration::from_secs(20),
+            "the applied revision in the Matrix room",
+            || said(format!("revision: main@sha1:{second}")),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no message{}", logs()));
+    assert!(message.starts_with(&format!("💫 kustomization/app.{ns}")), "{message}");
+    let statuses = |sha: String, state: &'static str| {
+        let github = &github;
+        async move {
+            github
+                .requests()
+                .into_iter()
+                .find(|r| r.path == format!("/api/v3/repos/org/app/statuses/{sha}") && r.json()["state"] == state)
+        }
+    };
+    let status = eventually(Duration::from_secs(20), "a success commit status", || {
+        statuses(second.clone(), "success")
+    })
+    .await;
+    assert_eq!(status.method, "POST");
+    assert_eq!(status.header("authorization"), Some("Bearer ghp_statuses"));
+    let body = status.json();
+    assert!(
+        body["context"].as_str().unwrap().starts_with("kustomization/app/"),
+        "one context per object: {body}"
+    );
+    assert_eq!(body["description"], "reconciliation succeeded");
+
+    // A broken commit.
+    let third = repo
+        .commit(&[("deploy/broken.yaml", "kind: [unclosed")], "break it")
+        .unwrap();
+    push(third.clone()).await;
+    let message = tokio::time::timeout(
+        Duration::from_secs(30),
+        eventually(Duration::from_secs(30), "the failure in the Matrix room", || {
+            said(format!("revision: main@sha1:{third}"))
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no error message{}", logs()));
+    assert!(message.starts_with("🚨"), "{message}");
+    let status = eventually(Duration::from_secs(20), "a failure commit status", || {
+        statuses(third.clone(), "failure")
+    })
+    .await;
+    assert!(
+        status.json()["context"]
+            .as_str()
+            .unwrap()
+            .starts_with("kustomization/app/")
+    );
+    delete_namespace(&notify.client, &ns).await;
+}
