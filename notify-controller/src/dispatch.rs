@@ -149,6 +149,18 @@ impl Hub {
         &self.settings
     }
 
+    /// Asks the Alerts that send through `provider` to reconcile, so that their Ready follows
+    /// the Provider's coming and going.
+    pub fn provider_changed(&self, provider: &Provider) {
+        let namespace = provider.namespace().unwrap_or_default();
+        let name = provider.name_any();
+        for alert in self.alerts.state() {
+            if alert.namespace().as_deref() == Some(namespace.as_str()) && alert.spec.provider_ref.name == name {
+                let _ = self.alert_changed.send(ObjectRef::from_obj(alert.as_ref()));
+            }
+        }
+    }
+
     /// Whether the Provider exists.
     pub fn provider_exists(&self, provider: &ObjectRef<Provider>) -> bool {
         self.providers.get(provider).is_some()

@@ -13,6 +13,8 @@ pub mod change;
 pub mod dedup;
 pub mod dispatch;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod matching;
 pub mod metrics;

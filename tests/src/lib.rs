@@ -133,14 +133,15 @@ where
     }
 }
 
-/// The path of a workspace binary built in the same profile as this test.
+/// The path of a workspace binary built in the same profile as this test (or benchmark).
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; a benchmark binary runs from
+    // target/<profile> itself.
+    let mut dir = exe.parent().expect("the test runs from target/<profile>");
+    if dir.file_name().is_some_and(|d| d == "deps") {
+        dir = dir.parent().expect("target/<profile>/deps has a parent");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -1,0 +1,7 @@
+//! Fuzzes a github Receiver's verification: header lines, a NUL, then the body.
+#![no_main]
+
+use eddy_api::notify::ReceiverType;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| notify_controller::fuzzing::receiver(ReceiverType::Github, data));
