@@ -843,3 +843,132 @@ async fn a_push_webhook_applies_at_once_and_reports_to_matrix_and_the_commit() {
     );
     delete_namespace(&notify.client, &ns).await;
 }
+
+/// Each service gets the request its documentation describes: method, path, headers, JSON shape.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn every_provider_type_sends_its_documented_request() {
+    let notify = Notify::start("notify-types", &["--dedup-window=0s"]).await;
+    let server = WebhookServer::start().await.unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    notify
+        .secret("creds", json!({"token": "t0ken-value", "headers": "X-Team: shop\n"}))
+        .await;
+    let providers = [
+        (
+            "discord",
+            json!({"type": "discord", "address": server.url("/api/webhooks/1/abc")}),
+        ),
+        ("teams", json!({"type": "msteams", "address": server.url("/teams")})),
+        (
+            "grafana",
+            json!({"type": "grafana", "address": server.url("/api/annotations"), "secretRef": {"name": "creds"}}),
+        ),
+        (
+            "gitlab",
+            json!({"type": "gitlab", "address": server.url("/group/sub/app"), "secretRef": {"name": "creds"}}),
+        ),
+        (
+            "hmac",
+            json!({"type": "generic-hmac", "address": server.url("/hmac"), "secretRef": {"name": "creds"}}),
+        ),
+        (
+            "slackhook",
+            json!({"type": "slack", "address": server.url("/services/T0/B0/x"), "username": "eddy"}),
+        ),
+    ];
+    for (name, spec) in &providers {
+        notify.object("Provider", name, spec.clone()).await;
+        notify.alert(name, name, json!({"summary": "production"})).await;
+    }
+    notify
+        .post(
+            "web",
+            "error",
+            "HealthCheckFailed",
+            "Deployment/shop/web not ready",
+            &format!("main@sha1:{sha}"),
+        )
+        .await;
+    let sent = server.wait_for(providers.len(), Duration::from_secs(15)).await;
+    let find = |prefix: &str| {
+        sent.iter()
+            .find(|r| r.path.starts_with(prefix))
+            .unwrap_or_else(|| panic!("nothing sent to {prefix}: {sent:#?}"))
+    };
+    let title = format!("kustomization/web.{}", notify.ns);
+
+    let discord = find("/api/webhooks/1/abc");
+    assert_eq!(
+        discord.path, "/api/webhooks/1/abc/slack",
+        "Discord's Slack-compatible endpoint"
+    );
+    let attachment = &discord.json()["attachments"][0];
+    assert_eq!(attachment["color"], "danger");
+    assert_eq!(attachment["author_name"], title);
+    assert_eq!(
+        attachment["fields"][0],
+        json!({"title": "summary", "value": "production", "short": false})
+    );
+
+    let teams = find("/teams").json();
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0];
+    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert_eq!(card["content"]["version"], "1.4");
+    let items = &card["content"]["body"][0]["items"];
+    assert_eq!(items[0]["text"], title);
+    assert_eq!(items[1]["text"], "Deployment/shop/web not ready");
+    assert_eq!(items[1]["color"], "attention");
+    assert_eq!(items[2]["facts"][0], json!({"title": "summary", "value": "production"}));
+
+    let grafana = find("/api/annotations");
+    assert_eq!(grafana.method, "POST");
+    assert_eq!(grafana.header("authorization"), Some("Bearer t0ken-value"));
+    assert_eq!(grafana.header("x-team"), Some("shop"), "the Secret's headers are sent");
+    let annotation = grafana.json();
+    assert!(annotation["time"].as_u64().unwrap() > 1_700_000_000_000, "{annotation}");
+    assert_eq!(annotation["text"], format!("{title}: Deployment/shop/web not ready"));
+    let tags: Vec<&str> = annotation["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"name:web") && tags.contains(&"kind:Kustomization"),
+        "{tags:?}"
+    );
+
+    let gitlab = find("/api/v4/projects/");
+    assert_eq!(
+        gitlab.path,
+        format!("/api/v4/projects/group%2Fsub%2Fapp/statuses/{sha}")
+    );
+    assert_eq!(gitlab.header("private-token"), Some("t0ken-value"));
+    let status = gitlab.json();
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["description"], "health check failed");
+    assert!(
+        status["name"].as_str().unwrap().starts_with("kustomization/web/"),
+        "{status}"
+    );
+
+    let hmac = find("/hmac");
+    assert_eq!(
+        hmac.header("x-signature").unwrap(),
+        github_signature("t0ken-value", &hmac.body)
+    );
+    assert_eq!(hmac.json()["metadata"]["summary"], "production");
+
+    let slack = find("/services/T0/B0/x");
+    assert_eq!(slack.header("authorization"), None, "a webhook carries no token");
+    let body = slack.json();
+    assert_eq!(body["username"], "eddy");
+    assert_eq!(
+        body["attachments"][0]["fallback"],
+        format!("{title}: Deployment/shop/web not ready")
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
