@@ -876,6 +876,11 @@ async fn every_provider_type_sends_its_documented_request() {
             "slackhook",
             json!({"type": "slack", "address": server.url("/services/T0/B0/x"), "username": "eddy"}),
         ),
+        // Through an HTTP proxy (the endpoint plays it): the target itself is unreachable.
+        (
+            "proxied",
+            json!({"type": "generic", "address": "http://127.0.0.1:9/behind-proxy", "proxy": server.url("")}),
+        ),
     ];
     for (name, spec) in &providers {
         notify.object("Provider", name, spec.clone()).await;
@@ -892,9 +897,13 @@ async fn every_provider_type_sends_its_documented_request() {
         .await;
     let sent = server.wait_for(providers.len(), Duration::from_secs(15)).await;
     let find = |prefix: &str| {
-        sent.iter()
-            .find(|r| r.path.starts_with(prefix))
-            .unwrap_or_else(|| panic!("nothing sent to {prefix}: {sent:#?}"))
+        sent.iter().find(|r| r.path.starts_with(prefix)).unwrap_or_else(|| {
+            let seen: Vec<_> = sent.iter().map(|r| (&r.method, &r.path, r.header("host"))).collect();
+            panic!(
+                "nothing sent to {prefix}: {seen:?}\n--- notify-controller:\n{}",
+                notify.process.logs()
+            )
+        })
     };
     let title = format!("kustomization/web.{}", notify.ns);
 
@@ -961,6 +970,13 @@ async fn every_provider_type_sends_its_documented_request() {
         github_signature("t0ken-value", &hmac.body)
     );
     assert_eq!(hmac.json()["metadata"]["summary"], "production");
+
+    let proxied = find("/behind-proxy");
+    assert_eq!(
+        proxied.header("host"),
+        Some("127.0.0.1:9"),
+        "sent through the proxy to the target"
+    );
 
     let slack = find("/services/T0/B0/x");
     assert_eq!(slack.header("authorization"), None, "a webhook carries no token");
