@@ -988,3 +988,68 @@ async fn every_provider_type_sends_its_documented_request() {
     );
     delete_namespace(&notify.client, &notify.ns).await;
 }
+
+/// `matchLabels` selects by the labels of the object the event is about, read from the cluster.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn match_labels_select_by_the_labels_of_the_object() {
+    let notify = Notify::start("notify-labels", &["--dedup-window=0s"]).await;
+    let server = WebhookServer::start().await.unwrap();
+    for (name, labels) in [("shop", json!({"team": "shop"})), ("ops", json!({"team": "ops"}))] {
+        create(
+            &notify.client,
+            &notify.ns,
+            json!({"apiVersion": "apply.eddy.dev/v1alpha1", "kind": "Kustomization",
+                   "metadata": {"name": name, "labels": labels},
+                   "spec": {"sourceRef": {"kind": "GitRepository", "name": "none"}, "interval": "1h", "prune": false, "suspend": true}}),
+        )
+        .await
+        .unwrap();
+    }
+    notify
+        .generic_alert(
+            "team",
+            &server,
+            json!({"eventSources": [{"kind": "Kustomization", "name": "*", "matchLabels": {"team": "shop"}}]}),
+        )
+        .await;
+    notify
+        .post("ops", "info", "ReconciliationSucceeded", "applied ops", "main@sha1:aaa")
+        .await;
+    notify
+        .post(
+            "shop",
+            "info",
+            "ReconciliationSucceeded",
+            "applied shop",
+            "main@sha1:aaa",
+        )
+        .await;
+    notify
+        .post(
+            "absent",
+            "info",
+            "ReconciliationSucceeded",
+            "applied absent",
+            "main@sha1:aaa",
+        )
+        .await;
+    settle(&server, 1).await;
+    let sent = server.requests();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].json()["involvedObject"]["name"], "shop");
+
+    // A name with matchLabels cannot work: the Alert stalls and says why.
+    notify
+        .object(
+            "Alert",
+            "wrong",
+            json!({"providerRef": {"name": "team"},
+                   "eventSources": [{"kind": "Kustomization", "name": "web", "matchLabels": {"team": "shop"}}]}),
+        )
+        .await;
+    let (reason, message) = notify.alert_ready("wrong", "False").await;
+    assert_eq!(reason, "InvalidSelector");
+    assert!(message.contains("needs name '*'"), "{message}");
+    delete_namespace(&notify.client, &notify.ns).await;
+}
