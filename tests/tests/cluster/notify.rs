@@ -1053,3 +1053,157 @@ async fn match_labels_select_by_the_labels_of_the_object() {
     assert!(message.contains("needs name '*'"), "{message}");
     delete_namespace(&notify.client, &notify.ns).await;
 }
+
+/// An HTTPS endpoint with a certificate of a private CA, served by Python's `http.server` and
+/// `ssl` (the standard library's TLS server). Dropping it stops the process.
+struct PrivateTlsServer {
+    port: u16,
+    ca_pem: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateTlsServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=eddy test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let script = r#"
+import http.server, ssl, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain("server.crt", "server.key")
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+        Self {
+            port: line.trim().parse().expect("the server's port"),
+            ca_pem,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrivateTlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server whose certificate comes from a private CA is reached when the Provider names the CA
+/// (`certSecretRef`), and refused, with the reason on the Alert, when it does not.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn a_private_ca_from_a_secret_is_trusted_and_only_then() {
+    let tls = PrivateTlsServer::start();
+    let notify = Notify::start("notify-ca", &["--dedup-window=0s"]).await;
+    notify.secret("private-ca", json!({"ca.crt": tls.ca_pem})).await;
+    let address = format!("https://127.0.0.1:{}/hook", tls.port);
+    notify
+        .object(
+            "Provider",
+            "trusted",
+            json!({"type": "generic", "address": address, "certSecretRef": {"name": "private-ca"}}),
+        )
+        .await;
+    notify
+        .object(
+            "Provider",
+            "untrusted",
+            json!({"type": "generic", "address": address, "timeout": "2s"}),
+        )
+        .await;
+    notify.alert("trusted", "trusted", json!({})).await;
+    notify.alert("untrusted", "untrusted", json!({})).await;
+    notify
+        .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
+        .await;
+    let (reason, message) = notify.alert_ready("untrusted", "False").await;
+    assert_eq!(reason, "NotificationDispatchFailed");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    let (_, metrics) = notify.process.get(notify.process.metrics, "/metrics").await.unwrap();
+    let alerts: Api<Alert> = Api::namespaced(notify.client.clone(), &notify.ns);
+    let trusted = alerts.get("trusted").await.unwrap();
+    assert!(
+        metrics.contains(r#"eddy_notify_sent_total{controller="notify-controller",provider_type="generic"} 1"#),
+        "the trusted Provider delivered: {:?}\n{metrics}",
+        trusted.status
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
