@@ -15,20 +15,25 @@ use crate::event::Event;
 /// Most keys held at once; beyond it the oldest half is forgotten (at worst a duplicate is sent).
 const MAX_KEYS: usize = 200_000;
 
-/// What in a message varies without changing what it says: RFC 3339 timestamps, Go-style
-/// durations (`1m2.5s`, `350ms`), and standalone numbers.
+/// What in a message varies without changing what it says: RFC 3339 timestamps, and Go-style
+/// durations (`1m2.5s`, `350ms`) and counts (`3`, `3/10`) that stand alone between spaces or
+/// punctuation. Digits inside a name (`web-2`), a version (`1.2.3`) or an address stay.
 static VOLATILE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
-        r"|\b(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+\b",
-        r"|\b\d+(\.\d+)?\b",
+        r"(?P<pre>^|[\s(\[=,;])",
+        r"(?P<value>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
+        r"|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+",
+        r"|\d+(\.\d+)?(/\d+)?)",
+        r"(?P<post>$|[\s)\],;:%])",
     ))
     .expect("constant regex")
 });
 
 /// The message with its volatile parts replaced by `#`.
 pub fn normalize(message: &str) -> String {
-    VOLATILE.replace_all(message, "#").into_owned()
+    // Twice, since neighbouring values share the space between them.
+    let once = VOLATILE.replace_all(message, "${pre}#${post}");
+    VOLATILE.replace_all(&once, "${pre}#${post}").into_owned()
 }
 
 /// A hash of what an event says.
@@ -43,6 +48,10 @@ pub fn key(event: &Event) -> Key {
         &event.object.namespace,
         &event.object.name,
         &event.reason,
+        match event.severity {
+            crate::event::EventSeverity::Info => "info",
+            crate::event::EventSeverity::Error => "error",
+        },
         event.metadata.get("revision").map_or("", String::as_str),
         event.metadata.get("originRevision").map_or("", String::as_str),
         event.metadata.get("token").map_or("", String::as_str),
@@ -138,6 +147,11 @@ mod tests {
         );
         assert_eq!(key(&a), key(&b));
         assert_eq!(normalize("took 350ms then 1h2m3s"), "took # then #");
+        assert_eq!(normalize("3 of 10 ready, 4/10 (40%)"), "# of # ready, # (#%)");
+        assert_eq!(
+            normalize("web-2 runs v1.2.3 on 10.0.0.1:8080"),
+            "web-2 runs v1.2.3 on 10.0.0.1:8080"
+        );
     }
 
     #[test]
@@ -148,8 +162,12 @@ mod tests {
         let mut c = a.clone();
         c.reason = "ReconciliationFailed".into();
         assert_ne!(key(&a), key(&c));
-        let d = event("Deployment/shop/web-v2 not ready", "main@sha1:aaa");
-        assert_ne!(key(&a), key(&d), "names with digits stay apart from other names");
+        let d = event("Deployment/shop/web-1 not ready", "main@sha1:aaa");
+        let e = event("Deployment/shop/web-2 not ready", "main@sha1:aaa");
+        assert_ne!(key(&d), key(&e), "names with digits stay apart");
+        let mut info = a.clone();
+        info.severity = EventSeverity::Info;
+        assert_ne!(key(&a), key(&info), "severity is part of what an event says");
     }
 
     #[test]

@@ -45,6 +45,10 @@ const LABELS_TTL: Duration = Duration::from_secs(30);
 const MAX_THREADS: usize = 50_000;
 /// Sends in flight per Provider for services that do not order or thread messages.
 const PARALLEL_SENDS: usize = 32;
+/// Label lookups in flight at once; the dispatcher waits for a slot (back-pressure on the queue).
+const LABEL_LOOKUPS: usize = 32;
+/// The longest Retry-After honoured; a service asking for more is given up on for this message.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// How the dispatcher behaves; from the controller's flags.
 #[derive(Clone, Debug)]
@@ -91,9 +95,10 @@ pub struct Hub {
     labels: Mutex<Labels>,
     outcomes: Mutex<HashMap<String, Outcome>>,
     alert_changed: mpsc::UnboundedSender<ObjectRef<Alert>>,
+    lookups: Arc<tokio::sync::Semaphore>,
 }
 
-/// Compiled selectors per Alert, with the resourceVersion they were compiled from (`None`
+/// Compiled selectors per Alert, with the generation they were compiled from (`None`
 /// when the Alert's selection is invalid).
 type Selectors = HashMap<String, (Option<String>, Option<Arc<Selector>>)>;
 /// Resolved Providers with the resourceVersion and time they were resolved at.
@@ -136,6 +141,7 @@ impl Hub {
             labels: Mutex::default(),
             outcomes: Mutex::default(),
             alert_changed,
+            lookups: Arc::new(tokio::sync::Semaphore::new(LABEL_LOOKUPS)),
         })
     }
 
@@ -147,18 +153,6 @@ impl Hub {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    /// Asks the Alerts that send through `provider` to reconcile, so that their Ready follows
-    /// the Provider's coming and going.
-    pub fn provider_changed(&self, provider: &Provider) {
-        let namespace = provider.namespace().unwrap_or_default();
-        let name = provider.name_any();
-        for alert in self.alerts.state() {
-            if alert.namespace().as_deref() == Some(namespace.as_str()) && alert.spec.provider_ref.name == name {
-                let _ = self.alert_changed.send(ObjectRef::from_obj(alert.as_ref()));
-            }
-        }
     }
 
     /// Whether the Provider exists.
@@ -180,11 +174,11 @@ impl Hub {
     /// Drains `queue` until it closes.
     pub async fn dispatch(self: Arc<Self>, mut queue: mpsc::Receiver<Received>) {
         while let Some(received) = queue.recv().await {
-            self.dispatch_one(received);
+            self.dispatch_one(received).await;
         }
     }
 
-    fn dispatch_one(self: &Arc<Self>, received: Received) {
+    async fn dispatch_one(self: &Arc<Self>, received: Received) {
         let Received { event, at } = received;
         let fresh = lock(&self.window).admit(dedup::key(&event), Instant::now());
         let mut needs_labels = Vec::new();
@@ -203,7 +197,11 @@ impl Hub {
         }
         if !needs_labels.is_empty() {
             let hub = self.clone();
+            let Ok(permit) = self.lookups.clone().acquire_owned().await else {
+                return;
+            };
             tokio::spawn(async move {
+                let _permit = permit;
                 let Some(labels) = hub.labels_of(&event).await else {
                     return;
                 };
@@ -216,11 +214,11 @@ impl Hub {
         }
     }
 
-    /// The compiled selector of `alert`, cached per resourceVersion; `None` when invalid (the
+    /// The compiled selector of `alert`, cached per generation; `None` when invalid (the
     /// Alert's reconcile reports why).
     fn selector(&self, alert: &Alert) -> Option<Arc<Selector>> {
         let key = key_of(alert);
-        let version = alert.resource_version();
+        let version = alert.metadata.generation.map(|g| g.to_string());
         let mut selectors = lock(&self.selectors);
         if let Some((cached, selector)) = selectors.get(&key)
             && *cached == version
@@ -269,19 +267,9 @@ impl Hub {
     /// Sends `event` for `alert`, if its mode and Provider let it.
     fn deliver(self: &Arc<Self>, alert: &Alert, event: &Event, fresh: bool, received: Instant) {
         let alert_key = key_of(alert);
-        let recovered = match alert.spec.alert_on {
-            AlertOn::All if !fresh => return,
-            AlertOn::All => false,
-            AlertOn::Change => {
-                let repeat = alert.spec.repeat_interval.as_ref().and_then(|d| d.to_std().ok());
-                let mut states = lock(&self.states);
-                match change::decide(states.get(&alert_key, &event.subject()), event, repeat, Instant::now()) {
-                    Decision::Drop => return,
-                    Decision::Send => false,
-                    Decision::SendRecovered => true,
-                }
-            }
-        };
+        if alert.spec.alert_on == AlertOn::All && !fresh {
+            return;
+        }
         let namespace = alert.namespace().unwrap_or_default();
         let alert_ref = ObjectRef::new(&alert.name_any()).within(&namespace);
         let provider_ref = ObjectRef::<Provider>::new(&alert.spec.provider_ref.name).within(&namespace);
@@ -304,6 +292,18 @@ impl Hub {
         {
             return;
         }
+        let recovered = match alert.spec.alert_on {
+            AlertOn::All => false,
+            AlertOn::Change => {
+                let repeat = alert.spec.repeat_interval.as_ref().and_then(|d| d.to_std().ok());
+                let mut states = lock(&self.states);
+                match change::decide(states.get(&alert_key, &event.subject()), event, repeat, Instant::now()) {
+                    Decision::Drop => return,
+                    Decision::Send => false,
+                    Decision::SendRecovered => true,
+                }
+            }
+        };
         let mut event = event.clone();
         for (key, value) in &alert.spec.event_metadata {
             event.metadata.entry(key.clone()).or_insert_with(|| value.clone());
@@ -337,8 +337,16 @@ impl Hub {
 
     /// Puts `job` on the queue of its Provider, starting the Provider's worker if needed.
     fn enqueue(self: &Arc<Self>, provider: &Provider, job: Job) {
-        let key = key_of(provider);
+        let key = format!(
+            "{}/{}",
+            key_of(provider),
+            target::type_name(provider.spec.provider_type)
+        );
         let mut workers = lock(&self.workers);
+        // A worker that ended (it cannot, short of a bug) is replaced rather than left dead.
+        if workers.get(&key).is_some_and(mpsc::Sender::is_closed) {
+            workers.remove(&key);
+        }
         let sender = workers.entry(key.clone()).or_insert_with(|| {
             let (sender, receiver) = mpsc::channel(PROVIDER_QUEUE);
             let parallel = matches!(
@@ -368,7 +376,18 @@ impl Hub {
         });
         jobs.for_each_concurrent(parallel, |job| {
             let hub = self.clone();
-            async move { hub.process(job).await }
+            async move {
+                use futures::FutureExt;
+                let subject = job.message.event.subject();
+                // A bug in one send must not end the Provider's worker.
+                if std::panic::AssertUnwindSafe(hub.process(job))
+                    .catch_unwind()
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(object = %subject, "sending panicked; the message is lost");
+                }
+            }
         })
         .await;
     }
@@ -439,8 +458,13 @@ impl Hub {
         let mut attempt = 1;
         loop {
             match providers::send(target, message).await {
-                Err(err) if err.is_retryable() && attempt < MAX_ATTEMPTS && !self.ctx.shutdown.is_cancelled() => {
-                    let wait = err.retry_after().unwrap_or(backoff).min(MAX_BACKOFF);
+                Err(err)
+                    if err.is_retryable()
+                        && attempt < MAX_ATTEMPTS
+                        && !self.ctx.shutdown.is_cancelled()
+                        && err.retry_after().is_none_or(|asked| asked <= MAX_RETRY_AFTER) =>
+                {
+                    let wait = err.retry_after().unwrap_or(backoff.min(MAX_BACKOFF));
                     tracing::info!(provider = %target.key, attempt, wait = ?wait, error = %err, "send failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

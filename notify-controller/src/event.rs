@@ -73,6 +73,24 @@ impl Event {
                 return Err(InvalidEvent::Missing(field));
             }
         }
+        // These reach API paths (label lookups): only what Kubernetes names can be.
+        if !is_api_version(&object.api_version) {
+            return Err(InvalidEvent::Malformed(format!(
+                "involvedObject.apiVersion {:?} is not <group>/<version>",
+                object.api_version
+            )));
+        }
+        for (value, field) in [
+            (&object.kind, "involvedObject.kind"),
+            (&object.namespace, "involvedObject.namespace"),
+            (&object.name, "involvedObject.name"),
+        ] {
+            if !is_object_name(value) {
+                return Err(InvalidEvent::Malformed(format!(
+                    "{field} {value:?} is not a Kubernetes name"
+                )));
+            }
+        }
         let metadata = clean_metadata(&object.api_version, raw.metadata);
         Ok(Self {
             object,
@@ -123,6 +141,32 @@ impl Event {
         ];
         candidates.into_iter().flatten().find_map(|value| commit_of(value))
     }
+}
+
+/// `[group/]version`, each a lower-case DNS label sequence.
+fn is_api_version(value: &str) -> bool {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 253
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    match value.split_once('/') {
+        Some((group, version)) => valid(group) && valid(version),
+        None => valid(value),
+    }
+}
+
+/// A name, namespace or kind: at most 253 characters of letters, digits, `-`, `.` and `_`.
+fn is_object_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        && value != "."
+        && value != ".."
 }
 
 /// The group part of an apiVersion (`apply.eddy.dev/v1alpha1` -> `apply.eddy.dev`).
@@ -213,6 +257,14 @@ mod tests {
             (
                 br#"{"involvedObject":{"kind":"K","namespace":"n","name":" ","apiVersion":"v1"},"severity":"info","timestamp":"t","message":"m","reason":"R","reportingController":"c"}"#,
                 "involvedObject.name",
+            ),
+            (
+                br#"{"involvedObject":{"kind":"K","namespace":"n","name":"a/../../secrets?x","apiVersion":"v1"},"severity":"info","timestamp":"t","message":"m","reason":"R","reportingController":"c"}"#,
+                "is not a Kubernetes name",
+            ),
+            (
+                br#"{"involvedObject":{"kind":"K","namespace":"n","name":"a","apiVersion":"apps/v1/../x"},"severity":"info","timestamp":"t","message":"m","reason":"R","reportingController":"c"}"#,
+                "is not <group>/<version>",
             ),
         ] {
             let err = Event::from_json(bad).unwrap_err();

@@ -41,9 +41,23 @@ pub enum ClientError {
 /// A client for one Provider.
 pub fn client(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     let block_private = options.block_private;
+    // Redirects are followed only to the same origin, and only when they keep the method and
+    // body (307, 308): a new host would get the headers that carry credentials, and a 301-303
+    // would turn the POST into a GET that "succeeds" without delivering anything.
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let status = attempt.status();
+        if !matches!(status.as_u16(), 307 | 308) {
+            return attempt.error(format!("a {status} redirect would drop the message body"));
+        }
+        let same_origin = attempt
+            .previous()
+            .last()
+            .is_some_and(|from| from.origin() == attempt.url().origin());
+        if !same_origin {
+            return attempt.error("a redirect to another host is refused");
         }
         match check_target(attempt.url(), block_private) {
             Ok(()) => attempt.follow(),
@@ -54,6 +68,8 @@ pub fn client(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
         .timeout(options.timeout)
         .connect_timeout(options.timeout.min(Duration::from_secs(10)))
         .redirect(redirects)
+        // The previous URL (a webhook's secret path) must not travel in a Referer.
+        .referer(false)
         .user_agent(concat!("eddy-notify-controller/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &options.ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ClientError::Certificate(e.to_string()))?;
@@ -71,6 +87,10 @@ pub fn client(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     }
     if block_private {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
+        // A proxy from the environment would resolve names itself, past the check above.
+        if options.proxy.is_none() {
+            builder = builder.no_proxy();
+        }
     }
     builder
         .build()
@@ -108,7 +128,7 @@ pub fn check_target(url: &Url, block_private: bool) -> Result<(), String> {
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -116,13 +136,38 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || (a == 100 && (64..128).contains(&b))
                 || a == 0
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+            let segments = v6.segments();
+            let first = segments[0];
+            // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) addresses embed an IPv4
+            // address; 6to4 (2002::/16) embeds one in its next 32 bits.
+            let embedded = if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6] {
+                Some(std::net::Ipv4Addr::from(
+                    ((segments[6] as u32) << 16) | segments[7] as u32,
+                ))
+            } else if first == 0x2002 {
+                Some(std::net::Ipv4Addr::from(
+                    ((segments[1] as u32) << 16) | segments[2] as u32,
+                ))
+            } else {
+                None
+            };
+            if let Some(v4) = embedded.filter(|v4| !v4.is_unspecified() && *v4 != std::net::Ipv4Addr::new(0, 0, 0, 1)) {
+                return is_private(IpAddr::V4(v4));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
         }
     }
 }
@@ -170,10 +215,42 @@ impl Redactor {
     /// Adds a value to mask; short values (under 4 characters) are ignored, as masking them
     /// would garble ordinary text.
     pub fn add(&mut self, secret: &str) {
-        if secret.len() >= 4 && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_owned());
-            // Longest first, so that a secret containing another is masked whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // The forms a secret takes in answers and errors: as given, percent-decoded,
+        // percent-encoded, and JSON-escaped (`/` as `\/`).
+        let decoded = percent_encoding::percent_decode_str(secret)
+            .decode_utf8_lossy()
+            .into_owned();
+        let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+        for form in [secret.to_owned(), decoded, encoded, secret.replace('/', "\\/")] {
+            if form.len() >= 4 && !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
+        }
+        // Longest first, so that a secret containing another is masked whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// Adds an address: the whole URL, its credentials, query values and longer path segments
+    /// (a webhook's path is its credential).
+    pub fn add_address(&mut self, address: &Url) {
+        self.add(address.as_str());
+        self.add(address.path());
+        if let Some(password) = address.password() {
+            self.add(password);
+        }
+        if !address.username().is_empty() {
+            self.add(address.username());
+        }
+        if let Some(query) = address.query() {
+            self.add(query);
+        }
+        for (_, value) in address.query_pairs() {
+            self.add(&value);
+        }
+        for segment in address.path_segments().into_iter().flatten() {
+            if segment.len() >= 8 {
+                self.add(segment);
+            }
         }
     }
 
@@ -206,10 +283,13 @@ pub fn masked_address(url: &Url) -> String {
 fn mask_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = [rest.find("http://"), rest.find("https://")]
-        .into_iter()
-        .flatten()
-        .min()
+    while let Some(start) = [
+        find_ignoring_case(rest, "http://"),
+        find_ignoring_case(rest, "https://"),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
     {
         out.push_str(&rest[..start]);
         let candidate = &rest[start..];
@@ -226,9 +306,36 @@ fn mask_urls(text: &str) -> String {
     out
 }
 
+fn find_ignoring_case(text: &str, needle: &str) -> Option<usize> {
+    text.as_bytes()
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_form_of_a_secret_is_masked() {
+        let mut redactor = Redactor::default();
+        redactor.add_address(
+            &Url::parse("https://user:p%40ss@hooks.example.com/services/T0/B0/SeCrEtPath?token=Q%2FSECRET").unwrap(),
+        );
+        for leak in [
+            "answer: https:\\/\\/hooks.example.com\\/services\\/T0\\/B0\\/SeCrEtPath",
+            "token Q/SECRET in the query",
+            "password p@ss",
+            "HTTPS://HOOKS.EXAMPLE.COM/services/T0/B0/SeCrEtPath",
+            "SeCrEtPath alone",
+        ] {
+            let clean = redactor.redact(leak);
+            assert!(
+                !clean.contains("SeCrEt") && !clean.contains("SECRET") && !clean.contains("p@ss"),
+                "{leak} -> {clean}"
+            );
+        }
+    }
 
     #[test]
     fn secrets_and_url_paths_never_survive_redaction() {
@@ -260,11 +367,17 @@ mod tests {
             "http://100.64.0.1/",
             "http://0.0.0.0/",
             "http://localhost:9090/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[2002:a00:1::]/",
+            "http://198.18.0.1/",
+            "http://240.0.0.1/",
+            "http://192.0.0.8/",
         ] {
             assert!(check_target(&url(private), true).is_err(), "{private}");
             assert!(check_target(&url(private), false).is_ok(), "{private}");
         }
         assert!(check_target(&url("https://8.8.8.8/"), true).is_ok());
+        assert!(check_target(&url("https://[2606:4700::1111]/"), true).is_ok());
         assert!(check_target(&url("https://hooks.slack.com/services/x"), true).is_ok());
         let err = check_target(&url("file:///etc/passwd"), false).unwrap_err();
         assert!(err.contains("only http and https"), "{err}");

@@ -94,7 +94,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let (providers_api, providers_watch) = watch_scope::<Provider>(&ctx).await?;
         let (receivers_api, receivers_watch) = watch_scope::<Receiver>(&ctx).await?;
         let (alert_controller, alerts) = controller_and_store(alerts_api, alerts_watch);
-        let (provider_controller, providers) = controller_and_store(providers_api, providers_watch);
+        let (provider_controller, providers) = controller_and_store(providers_api.clone(), providers_watch.clone());
+        // An Alert's Ready follows its Provider: created, changed or deleted.
+        let referring = alerts.clone();
+        let alert_controller = alert_controller.watches(providers_api, providers_watch, move |provider: Provider| {
+            let namespace = provider.metadata.namespace.clone();
+            let name = provider.metadata.name.clone().unwrap_or_default();
+            referring
+                .state()
+                .into_iter()
+                .filter(|alert| alert.metadata.namespace == namespace && alert.spec.provider_ref.name == name)
+                .map(|alert| ObjectRef::from_obj(alert.as_ref()))
+                .collect::<Vec<_>>()
+        });
         let (receiver_controller, receivers) = controller_and_store(receivers_api, receivers_watch);
 
         let (alert_changed, alert_changes) = mpsc::unbounded_channel::<ObjectRef<Alert>>();

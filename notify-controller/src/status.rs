@@ -187,7 +187,6 @@ pub async fn reconcile_provider(
         }
     };
     write_verdict(&ctx, provider.as_ref(), &verdict, Default::default()).await?;
-    hub.provider_changed(&provider);
     Ok(action)
 }
 

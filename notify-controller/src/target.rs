@@ -161,11 +161,9 @@ pub fn build(
         .ok_or(InvalidProvider::NoAddress)?;
     redactor.add(&address);
     let address = Url::parse(&address).map_err(|e| InvalidProvider::BadAddress(e.to_string()))?;
-    http::check_target(&address, block_private).map_err(InvalidProvider::BadAddress)?;
     // A webhook URL's path and query are its credential.
-    if let Some(path) = Some(address.path()).filter(|p| p.len() > 1) {
-        redactor.add(path);
-    }
+    redactor.add_address(&address);
+    http::check_target(&address, block_private).map_err(InvalidProvider::BadAddress)?;
     let token = text("token")?;
     let username = text("username")?;
     let password = text("password")?;
@@ -173,8 +171,8 @@ pub fn build(
         redactor.add(value);
     }
     let proxy = text("proxy")?.or_else(|| spec.proxy.clone());
-    if let Some(proxy) = &proxy {
-        redactor.add(proxy);
+    if let Some(proxy) = proxy.as_deref().and_then(|p| Url::parse(p).ok()) {
+        redactor.add_address(&proxy);
     }
     let proxy = proxy
         .map(|p| Url::parse(&p).map_err(|_| http::ClientError::Proxy))
@@ -268,6 +266,10 @@ fn parse_headers(yaml: &str, redactor: &mut Redactor) -> Result<HeaderMap, Inval
             .map_err(|_| InvalidProvider::Headers(format!("the value of {name} is not a header value")))?;
         parsed.set_sensitive(true);
         redactor.add(&value);
+        // `Bearer <token>`, `Basic <base64>`: the credential alone too.
+        if let Some(last) = value.split_whitespace().last() {
+            redactor.add(last);
+        }
         headers.insert(header, parsed);
     }
     Ok(headers)

@@ -38,8 +38,10 @@ pub(super) async fn send(target: &Target, message: &Message) -> Result<Delivery,
     } else {
         url.set_path(&format!("/api/v3{path}"));
     }
-    let mut description = reason_words(&message.event.reason);
-    description.truncate(MAX_DESCRIPTION);
+    let description: String = reason_words(&message.event.reason)
+        .chars()
+        .take(MAX_DESCRIPTION)
+        .collect();
     let body = serde_json::json!({
         "state": state(message),
         "context": commit_status_context(target, &message.event),

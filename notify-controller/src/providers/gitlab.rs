@@ -30,6 +30,8 @@ pub(super) async fn send(target: &Target, message: &Message) -> Result<Delivery,
     };
     let mut url = target.address.clone();
     url.set_path("/");
+    url.set_query(None);
+    url.set_fragment(None);
     // The project path is one path segment, percent-encoded (`group%2Fproject`); set it on the
     // string so the slash encoding is kept as is.
     let url = format!(
@@ -50,6 +52,14 @@ pub(super) async fn send(target: &Target, message: &Message) -> Result<Delivery,
     if let Some(token) = &target.token {
         request = request.header("PRIVATE-TOKEN", token);
     }
-    execute(target, request).await?;
-    Ok(Delivery::Sent { thread: None })
+    match execute(target, request).await {
+        Ok(_) => Ok(Delivery::Sent { thread: None }),
+        // GitLab refuses to set the state a status already has; the status is what we wanted.
+        Err(SendError::Status {
+            status: 400, detail, ..
+        }) if detail.contains("Cannot transition status") => {
+            Ok(Delivery::Skipped("the commit status already has this state"))
+        }
+        Err(err) => Err(err),
+    }
 }

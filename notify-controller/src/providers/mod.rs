@@ -97,6 +97,8 @@ pub enum SendError {
         detail: String,
         /// The service's Retry-After.
         retry_after: Option<Duration>,
+        /// A 403 that is a rate limit (GitHub's `x-ratelimit-remaining: 0`).
+        rate_limited: bool,
     },
     /// The request did not complete (connect, TLS, timeout, redirect refused).
     #[error("sending to {address}: {reason}")]
@@ -107,6 +109,9 @@ pub enum SendError {
         reason: String,
         /// A timeout, as opposed to a refusal.
         timed_out: bool,
+        /// The request could not even be built (a header value the event made invalid):
+        /// retrying cannot help.
+        malformed: bool,
     },
     /// The service accepted the request but reported failure in its body (Slack's `ok: false`).
     #[error("{address} refused the message: {reason}")]
@@ -122,8 +127,10 @@ impl SendError {
     /// Whether trying again may succeed: 429, 5xx, and transport failures.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SendError::Status { status, .. } => *status == 429 || *status >= 500,
-            SendError::Transport { .. } => true,
+            SendError::Status {
+                status, rate_limited, ..
+            } => *status == 429 || *status >= 500 || *rate_limited,
+            SendError::Transport { malformed, .. } => !malformed,
             SendError::Refused { .. } => false,
         }
     }
@@ -171,25 +178,46 @@ pub(crate) async fn execute(target: &Target, request: RequestBuilder) -> Result<
     let response = request.send().await.map_err(|err| transport(target, &err))?;
     let status = response.status();
     let retry_after = retry_after(&response);
-    let body = response.bytes().await.map_err(|err| transport(target, &err))?;
+    let rate_limited = status == StatusCode::FORBIDDEN
+        && response
+            .headers()
+            .get("x-ratelimit-remaining")
+            .is_some_and(|remaining| remaining.as_bytes() == b"0");
+    let body = read_bounded(target, response).await?;
     if status.is_success() {
-        return Ok(body.to_vec());
+        return Ok(body);
     }
-    let excerpt = String::from_utf8_lossy(&body[..body.len().min(MAX_QUOTED_BODY)])
-        .trim()
-        .to_owned();
+    // Redact the whole answer first: a secret cut in two by the excerpt would not be found.
+    let answer = target.redactor.redact(&String::from_utf8_lossy(&body));
+    let excerpt: String = answer.trim().chars().take(MAX_QUOTED_BODY).collect();
     Err(SendError::Status {
         address,
         status: status.as_u16(),
         detail: if excerpt.is_empty() {
             String::new()
         } else {
-            format!(": {}", target.redactor.redact(&excerpt))
+            format!(": {excerpt}")
         },
-        retry_after: (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+        retry_after: (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() || rate_limited)
             .then_some(retry_after)
             .flatten(),
+        rate_limited,
     })
+}
+
+/// Most bytes of a service's answer read; the rest is not needed (ids, `ok`, an error text).
+const MAX_ANSWER: usize = 64 * 1024;
+
+async fn read_bounded(target: &Target, mut response: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| transport(target, &err))? {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 fn transport(target: &Target, err: &reqwest::Error) -> SendError {
@@ -200,6 +228,7 @@ fn transport(target: &Target, err: &reqwest::Error) -> SendError {
         address: target.shown_address(),
         reason,
         timed_out: err.is_timeout(),
+        malformed: err.is_builder(),
     }
 }
 

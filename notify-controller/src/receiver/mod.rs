@@ -54,6 +54,34 @@ pub struct Registered {
     token: String,
 }
 
+/// An object whose patch is in flight; dropping it (also when the request is abandoned
+/// mid-patch) lets the next request patch again.
+struct InFlight<'a> {
+    registry: &'a Registry,
+    key: (String, String, String, String),
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(registry: &'a Registry, key: (String, String, String, String)) -> Option<Self> {
+        let fresh = registry
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        fresh.then_some(Self { registry, key })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.registry
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// `/hook/<hex sha256 of token, name and namespace>`.
 pub fn webhook_path(token: &str, name: &str, namespace: &str) -> String {
     let digest = Sha256::digest(format!("{token}{name}{namespace}").as_bytes());
@@ -244,10 +272,9 @@ async fn answer(hooks: &Hooks, digest: &str, request: Request) -> (Response, &'s
             }
             Err(message) => {
                 tracing::warn!(receiver = %registered.receiver, error = %message, "webhook accepted but requesting reconciles failed");
-                (
-                    (StatusCode::INTERNAL_SERVER_ERROR, format!("{message}\n")).into_response(),
-                    "error",
-                )
+                // The caller is outside the cluster: the details stay in the log.
+                let text = "requesting the reconciles failed; see notify-controller's log\n";
+                ((StatusCode::INTERNAL_SERVER_ERROR, text).into_response(), "error")
             }
         },
     }
@@ -268,26 +295,14 @@ async fn request_reconciles(hooks: &Hooks, receiver: &Receiver) -> Result<usize,
             let key = (api_version, kind, namespace, name);
             // Coalesce: one patch per object in flight; a request arriving meanwhile is
             // served by it, since that patch lands after the request's push happened.
-            if !hooks
-                .registry
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone())
-            {
+            let Some(_in_flight) = InFlight::enter(&hooks.registry, key.clone()) else {
                 return Ok(());
-            }
+            };
             let (api_version, kind, namespace, name) = &key;
             let api = crate::objects::api(&hooks.client, api_version, kind, namespace);
             let annotation = crate::objects::requested_at_annotation(api_version);
             let patch = serde_json::json!({"metadata": {"annotations": {annotation: value}}});
             let outcome = api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await;
-            hooks
-                .registry
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
             match outcome {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
