@@ -1208,3 +1208,66 @@ async fn a_private_ca_from_a_secret_is_trusted_and_only_then() {
     );
     delete_namespace(&notify.client, &notify.ns).await;
 }
+
+/// On Matrix, the messages about one object and revision form one thread, and a retried send
+/// (same transaction id) never posts twice.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn matrix_messages_about_one_revision_form_a_thread() {
+    use eddy_tests::matrix::Homeserver;
+
+    let homeserver = Homeserver::start().await.unwrap();
+    let bot = homeserver.register("eddy-bot", "bot-password-1").await.unwrap();
+    let reader = homeserver.register("reader", "reader-password-1").await.unwrap();
+    let room = homeserver.create_room(&bot, "deploys").await.unwrap();
+    homeserver.join(&reader, &room).await.unwrap();
+    let notify = Notify::start("notify-matrix", &["--dedup-window=0s"]).await;
+    notify.secret("matrix-bot", json!({"token": bot.access_token})).await;
+    notify
+        .object(
+            "Provider",
+            "matrix",
+            json!({"type": "matrix", "address": homeserver.base_url(), "channel": room, "secretRef": {"name": "matrix-bot"}}),
+        )
+        .await;
+    notify.alert("chat", "matrix", json!({})).await;
+    notify
+        .post("web", "info", "Progressing", "applying r1", "main@sha1:aaa")
+        .await;
+    notify
+        .post("web", "error", "HealthCheckFailed", "web not ready", "main@sha1:aaa")
+        .await;
+    notify
+        .post("web", "info", "ReconciliationSucceeded", "applied r2", "main@sha1:bbb")
+        .await;
+    let messages = notify
+        .within(Duration::from_secs(20), "three messages in the room", || async {
+            let messages = homeserver.messages(&reader, &room).await.ok()?;
+            let texts: Vec<Value> = messages
+                .into_iter()
+                .filter(|m| m["type"] == "m.room.message" && m["sender"] == bot.user_id.as_str())
+                .collect();
+            (texts.len() >= 3).then_some(texts)
+        })
+        .await;
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    let root = &messages[0];
+    assert!(
+        root["content"]["body"].as_str().unwrap().contains("applying r1"),
+        "{root}"
+    );
+    assert!(
+        root["content"].get("m.relates_to").is_none(),
+        "the first message starts the thread"
+    );
+    let reply = &messages[1];
+    assert!(reply["content"]["body"].as_str().unwrap().starts_with("🚨"), "{reply}");
+    assert_eq!(reply["content"]["m.relates_to"]["rel_type"], "m.thread");
+    assert_eq!(reply["content"]["m.relates_to"]["event_id"], root["event_id"]);
+    assert!(
+        messages[2]["content"].get("m.relates_to").is_none(),
+        "a new revision starts a new thread: {:#}",
+        messages[2]
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
