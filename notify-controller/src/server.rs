@@ -39,6 +39,10 @@ pub async fn serve(
         .map_err(|err| anyhow::anyhow!("cannot listen for events on {addr}: {err}"))?;
     tracing::info!(address = %listener.local_addr()?, "event endpoint listening");
     let app = router(queue, metrics);
+    // Small answers go out at once, not after the client's delayed ACK (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await?;

@@ -207,6 +207,10 @@ pub async fn serve(
     let app = Router::new()
         .route("/hook/{digest}", axum::routing::post(receive))
         .with_state(hooks);
+    // Small answers go out at once, not after the client's delayed ACK (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await?;

@@ -66,6 +66,9 @@ async fn bench(client: &kube::Client, ns: &str, events: usize, concurrency: usiz
             "ok"
         }
     });
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let scope = [
