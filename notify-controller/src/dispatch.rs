@@ -47,6 +47,8 @@ const MAX_THREADS: usize = 50_000;
 const PARALLEL_SENDS: usize = 32;
 /// Label lookups in flight at once; the dispatcher waits for a slot (back-pressure on the queue).
 const LABEL_LOOKUPS: usize = 32;
+/// How often a full Provider queue is reported (log line, Alert condition).
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// The longest Retry-After honoured; a service asking for more is given up on for this message.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -96,6 +98,7 @@ pub struct Hub {
     outcomes: Mutex<HashMap<String, Outcome>>,
     alert_changed: mpsc::UnboundedSender<ObjectRef<Alert>>,
     lookups: Arc<tokio::sync::Semaphore>,
+    drops_reported: Mutex<HashMap<String, Instant>>,
 }
 
 /// Compiled selectors per Alert, with the generation they were compiled from (`None`
@@ -142,6 +145,7 @@ impl Hub {
             outcomes: Mutex::default(),
             alert_changed,
             lookups: Arc::new(tokio::sync::Semaphore::new(LABEL_LOOKUPS)),
+            drops_reported: Mutex::default(),
         })
     }
 
@@ -361,7 +365,20 @@ impl Hub {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
             };
             self.metrics.failed(target::type_name(provider.spec.provider_type));
-            tracing::warn!(provider = %key, object = %job.message.event.subject(), "the Provider's queue is full; message dropped");
+            drop(workers);
+            // Under overload, say so once per interval: a log line and a status write per
+            // dropped message would themselves slow everything down.
+            let now = Instant::now();
+            let mut reported = lock(&self.drops_reported);
+            if reported
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < DROP_REPORT_INTERVAL)
+            {
+                return;
+            }
+            reported.insert(key.clone(), now);
+            drop(reported);
+            tracing::warn!(provider = %key, object = %job.message.event.subject(), "the Provider's queue is full; messages are dropped");
             let text = format!("Provider {key} has {PROVIDER_QUEUE} messages waiting; new ones are dropped");
             self.record_outcome(&job.alert, Outcome::Failed(text));
         }
