@@ -34,11 +34,16 @@ pub async fn serve(
     metrics: NotifyMetrics,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    listen(addr, "event endpoint", router(queue, metrics), stop).await
+}
+
+/// Binds `addr` and serves `app` until `stop` fires: the one way notify-controller's listeners
+/// run.
+pub async fn listen(addr: SocketAddr, what: &str, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot listen for events on {addr}: {err}"))?;
-    tracing::info!(address = %listener.local_addr()?, "event endpoint listening");
-    let app = router(queue, metrics);
+        .map_err(|err| anyhow::anyhow!("cannot listen for the {what} on {addr}: {err}"))?;
+    tracing::info!(address = %listener.local_addr()?, "{what} listening");
     // Small answers go out at once, not after the client's delayed ACK (Nagle).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);

@@ -193,10 +193,6 @@ pub async fn serve(
     cross_namespace: bool,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen for webhooks on {addr}: {err}"))?;
-    tracing::info!(address = %listener.local_addr()?, "webhook receiver listening");
     let hooks = Hooks {
         client,
         registry,
@@ -207,14 +203,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/hook/{digest}", axum::routing::post(receive))
         .with_state(hooks);
-    // Small answers go out at once, not after the client's delayed ACK (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
-    Ok(())
+    crate::server::listen(addr, "webhook receiver", app, stop).await
 }
 
 async fn receive(State(hooks): State<Hooks>, Path(digest): Path<String>, request: Request) -> Response {
