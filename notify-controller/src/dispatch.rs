@@ -43,8 +43,11 @@ const TARGET_TTL: Duration = Duration::from_secs(30);
 const LABELS_TTL: Duration = Duration::from_secs(30);
 /// Most thread roots remembered.
 const MAX_THREADS: usize = 50_000;
-/// Sends in flight per Provider for services that do not order or thread messages.
+/// Sends in flight per Provider for services that do not thread messages (one per lane; the
+/// messages about one object share a lane and stay in order).
 const PARALLEL_SENDS: usize = 32;
+/// Messages waiting per lane of a parallel Provider; beyond it the Provider's queue fills.
+const LANE_QUEUE: usize = 64;
 /// Label lookups in flight at once; the dispatcher waits for a slot (back-pressure on the queue).
 const LABEL_LOOKUPS: usize = 32;
 /// How often a full Provider queue is reported (log line, Alert condition).
@@ -384,29 +387,48 @@ impl Hub {
         }
     }
 
-    /// A Provider's worker: sends its jobs, `parallel` at a time (1 keeps chat messages in order
-    /// and lets replies find their thread).
-    async fn work(self: Arc<Self>, receiver: mpsc::Receiver<Job>, parallel: usize) {
-        use futures::StreamExt;
-        let jobs = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|job| (job, receiver))
-        });
-        jobs.for_each_concurrent(parallel, |job| {
-            let hub = self.clone();
-            async move {
-                use futures::FutureExt;
-                let subject = job.message.event.subject();
-                // A bug in one send must not end the Provider's worker.
-                if std::panic::AssertUnwindSafe(hub.process(job))
-                    .catch_unwind()
-                    .await
-                    .is_err()
-                {
-                    tracing::error!(object = %subject, "sending panicked; the message is lost");
-                }
+    /// A Provider's worker: sends its jobs over `lanes` sequential lanes. The messages about one
+    /// object always take the same lane, so they arrive in the order the events did (a recovery
+    /// never overtakes the failure it follows); different objects' messages go out in parallel.
+    /// One lane keeps every message in order and lets replies find their thread.
+    async fn work(self: Arc<Self>, mut receiver: mpsc::Receiver<Job>, lanes: usize) {
+        if lanes <= 1 {
+            while let Some(job) = receiver.recv().await {
+                self.process_guarded(job).await;
             }
-        })
-        .await;
+            return;
+        }
+        let senders: Vec<mpsc::Sender<Job>> = (0..lanes)
+            .map(|_| {
+                let (sender, mut lane) = mpsc::channel::<Job>(LANE_QUEUE);
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    while let Some(job) = lane.recv().await {
+                        hub.process_guarded(job).await;
+                    }
+                });
+                sender
+            })
+            .collect();
+        while let Some(job) = receiver.recv().await {
+            let lane = lane_of(&job.message.event.subject(), lanes);
+            if senders[lane].send(job).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Processes one job; a bug in one send must not end the Provider's worker.
+    async fn process_guarded(&self, job: Job) {
+        use futures::FutureExt;
+        let subject = job.message.event.subject();
+        if std::panic::AssertUnwindSafe(self.process(job))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(object = %subject, "sending panicked; the message is lost");
+        }
     }
 
     async fn process(&self, mut job: Job) {
@@ -533,6 +555,13 @@ fn message_id(alert: &str, provider: &ObjectRef<Provider>, event: &Event, recove
     let digest = hasher.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("eddy-{hex}")
+}
+
+/// The lane of the messages about `subject`: stable for the process's life.
+fn lane_of(subject: &str, lanes: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(subject);
+    (hash % lanes as u64) as usize
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

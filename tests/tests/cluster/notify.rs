@@ -255,22 +255,48 @@ async fn alert_on_change_sends_an_error_once_and_then_the_recovery() {
     notify
         .generic_alert("changes", &server, json!({"alertOn": "change"}))
         .await;
+    // Several objects at once, so that their messages go out in parallel, and the first
+    // message refused once (so it is retried after a backoff): each object's recovery must
+    // still arrive after its failure.
+    server.then(Reply::Answer(503, vec![], "busy".into()));
+    let objects: Vec<String> = (0..12).map(|i| format!("web-{i}")).collect();
     for _ in 0..4 {
-        notify
-            .post("web", "error", "HealthCheckFailed", "web not ready", "main@sha1:aaa")
-            .await;
+        for name in &objects {
+            notify
+                .post(name, "error", "HealthCheckFailed", "web not ready", "main@sha1:aaa")
+                .await;
+        }
     }
-    notify
-        .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
-        .await;
-    notify
-        .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
-        .await;
-    settle(&server, 2).await;
+    for _ in 0..2 {
+        for name in &objects {
+            notify
+                .post(name, "info", "ReconciliationSucceeded", "applied", "main@sha1:aaa")
+                .await;
+        }
+    }
+    settle(&server, 2 * objects.len() + 1).await;
     let sent = server.requests();
-    assert_eq!(sent.len(), 2, "{sent:#?}");
-    assert_eq!(sent[0].json()["severity"], "error");
-    assert_eq!(sent[1].json()["reason"], "ReconciliationSucceeded");
+    assert_eq!(
+        sent.len(),
+        2 * objects.len() + 1,
+        "one error and one recovery each, and the retry: {sent:#?}"
+    );
+    for name in &objects {
+        let about: Vec<_> = sent
+            .iter()
+            .map(|r| r.json())
+            .filter(|body| body["involvedObject"]["name"] == name.as_str())
+            .collect();
+        let (recovery, failures) = about.split_last().expect("messages about each object");
+        assert!(
+            !failures.is_empty() && failures.iter().all(|body| body["severity"] == "error"),
+            "{name}: the failure comes first: {about:#?}"
+        );
+        assert_eq!(
+            recovery["reason"], "ReconciliationSucceeded",
+            "{name}: then the recovery"
+        );
+    }
     delete_namespace(&notify.client, &notify.ns).await;
 }
 
