@@ -7,6 +7,7 @@ pub mod git;
 pub mod latency;
 pub mod matrix;
 pub mod registry;
+pub mod standin_node;
 pub mod webhook;
 
 use std::net::{SocketAddr, TcpListener};

@@ -3,8 +3,10 @@
 //! `cargo xtask kustomize-schema [--check] [SWAGGER_JSON]` does the same for the native kustomize
 //! engine's Kubernetes type table, read from Kubernetes' OpenAPI document (by default the one in
 //! the Go module cache, so `--check` needs that module downloaded). `cargo xtask layering --check`
-//! fails when a crate depends on one its role forbids.
+//! fails when a crate depends on one its role forbids. `cargo xtask images` builds one OCI image per
+//! controller without a container engine (see `images`).
 
+mod images;
 mod kustomize_schema;
 mod layering;
 
@@ -20,10 +22,14 @@ fn main() -> ExitCode {
         ["crds", "--check"] => check_crds(&crd_dir()),
         ["kustomize-schema", rest @ ..] => kustomize_schema(rest),
         ["layering", "--check"] => layering::check(),
+        ["images", rest @ ..] => {
+            images::Options::parse(rest, &workspace_root()).and_then(|o| images::run(&o, &workspace_root()))
+        }
         _ => {
             eprintln!("usage: cargo xtask crds [--check]");
             eprintln!("       cargo xtask layering --check");
             eprintln!("       cargo xtask kustomize-schema [--check] [SWAGGER_JSON]");
+            eprintln!("       {}", images::USAGE.trim_start_matches("usage: "));
             return ExitCode::from(2);
         }
     };
@@ -50,6 +56,11 @@ fn kustomize_schema(args: &[&str]) -> anyhow::Result<()> {
     } else {
         kustomize_schema::write(&document, &table)
     }
+}
+
+fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
 }
 
 fn crd_dir() -> PathBuf {

@@ -45,7 +45,12 @@ pub fn crd_manifests() -> Result<Vec<(String, String)>, serde_saphyr::SerializeE
     let mut names = Vec::new();
     for crd in crds() {
         let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
-        files.push((file.clone(), format!("{HEADER}{}", serde_saphyr::to_string(&crd)?)));
+        // Whole numbers are written as integers (`minimum: 1`, not `1.0`), as the API server and
+        // kustomize print them, so that a rendering of the CRDs reads the same everywhere.
+        let mut value =
+            serde_json::to_value(&crd).map_err(<serde_saphyr::SerializeError as serde::ser::Error>::custom)?;
+        integral_numbers_as_integers(&mut value);
+        files.push((file.clone(), format!("{HEADER}{}", serde_saphyr::to_string(&value)?)));
         names.push(file);
     }
     let mut kustomization = String::from(HEADER);
@@ -55,4 +60,23 @@ pub fn crd_manifests() -> Result<Vec<(String, String)>, serde_saphyr::SerializeE
     }
     files.push(("kustomization.yaml".to_owned(), kustomization));
     Ok(files)
+}
+
+/// Rewrites every floating-point number with no fraction (`1.0`) as an integer (`1`).
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64()
+                && !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                *number = serde_json::Number::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
