@@ -1,8 +1,12 @@
 //! The `eddy` command line. Commands connect with the usual kubectl settings (`KUBECONFIG`,
 //! `--context`) and print what a person needs to act on.
 
+mod bootstrap;
 mod build;
 mod check;
+mod components;
+mod git;
+mod install;
 mod push;
 
 use std::process::ExitCode;
@@ -46,6 +50,20 @@ enum Command {
     /// Render a kustomization with Eddy's engine and print the YAML, as apply-controller
     /// renders it.
     Build(build::Build),
+    /// Install Eddy and make it manage itself from a Git repository.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
+    /// Install Eddy's CRDs and controllers (or print them with --export).
+    Install(install::Install),
+    /// Remove Eddy's controllers, release its finalizers, and remove its CRDs as asked.
+    Uninstall(install::Uninstall),
+}
+
+#[derive(Subcommand, Debug)]
+enum BootstrapCommand {
+    /// Bootstrap from a Git repository: commit Eddy's components and a GitRepository and
+    /// Kustomization that follow the cluster's path, install, and wait for the first sync.
+    Git(Box<bootstrap::BootstrapGit>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +77,20 @@ pub fn main(cli: Cli) -> ExitCode {
     // Rendering needs neither the cluster nor an async runtime.
     if let Command::Build(build) = &cli.command {
         return build.run();
+    }
+    if let Command::Install(install) = &cli.command
+        && let Some(exported) = install.export(&cli.cluster.namespace)
+    {
+        return match exported {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("✗ {err:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -94,6 +126,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build(build) => Ok(build.run()),
+        Command::Bootstrap(BootstrapCommand::Git(bootstrap)) => {
+            let client = connect(&cli.cluster).await?;
+            bootstrap.run(&client, &cli.cluster.namespace).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install(install) => {
+            let client = connect(&cli.cluster).await?;
+            install.run(&client, &cli.cluster.namespace).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall(uninstall) => {
+            let client = connect(&cli.cluster).await?;
+            uninstall.run(&client, &cli.cluster.namespace).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => {
             let client = connect(&cli.cluster).await?;
             let report = check::run(&client, &cli.cluster.namespace).await?;

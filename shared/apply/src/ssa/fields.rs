@@ -8,22 +8,24 @@ use serde_json::{Map, Value};
 /// The managers whose fields the engine takes back before applying: `kubectl` and every
 /// `kubectl-*` manager (`kubectl-client-side-apply`, `kubectl-edit`, `kubectl-patch`, ...),
 /// `before-first-apply`, which the apiserver names the fields of objects created before any
-/// apply, and `kustomize-controller`, Flux's apply manager. What happens to the fields depends on
-/// the manager (see [`HANDED_OVER_MANAGERS`]).
-pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 3] = ["kubectl", "before-first-apply", "kustomize-controller"];
+/// apply, `kustomize-controller`, Flux's apply manager, and `eddy-cli`, which installs Eddy's
+/// components before Eddy manages them from Git (`eddy bootstrap git`). What happens to the fields
+/// depends on the manager (see [`HANDED_OVER_MANAGERS`]).
+pub const DEFAULT_TAKEOVER_MANAGERS: [&str; 4] = ["kubectl", "before-first-apply", "kustomize-controller", "eddy-cli"];
 
-/// The managers whose fields become the engine's own (Flux's list): those that applied the whole
-/// object before Eddy did, `kubectl apply` (client- or server-side) and Flux's
-/// `kustomize-controller`. The next apply then removes a field its manifest lacks, so after a
+/// The managers whose fields become the engine's own (Flux's list, and Eddy's installer): those
+/// that applied the whole object before Eddy did, `kubectl apply` (client- or server-side), Flux's
+/// `kustomize-controller` and `eddy-cli`. The next apply then removes a field its manifest lacks, so after a
 /// migration a field removed from Git leaves the live object. The fields of the other managers
 /// taken over (`kubectl-edit`, `kubectl-rollout`, `kubectl-label` ...) are only released: the
 /// forced apply wins on the fields its manifest sets, and what such a command added elsewhere (a
 /// `restartedAt` annotation, a label) stays.
-pub const HANDED_OVER_MANAGERS: [&str; 4] = [
+pub const HANDED_OVER_MANAGERS: [&str; 5] = [
     "kubectl",
     "kubectl-client-side-apply",
     "before-first-apply",
     "kustomize-controller",
+    "eddy-cli",
 ];
 
 /// Whether `manager` is in `takeover`: equal to an entry, or an entry followed by `-`.
@@ -431,6 +433,7 @@ mod tests {
         assert!(!is_taken_over("kubectlish", &takeover));
         assert!(!is_taken_over("eddy-apply", &takeover));
         assert!(is_taken_over("kustomize-controller", &takeover), "Flux's apply manager");
+        assert!(is_taken_over("eddy-cli", &takeover), "what eddy bootstrap installed");
         let mut entries = managed();
         entries[0].operation = Some("Apply".into());
         let (kept, removed) = taken_over(&entries, &takeover, "eddy-apply", "apps/v1").unwrap();
