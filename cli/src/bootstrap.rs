@@ -142,9 +142,11 @@ impl BootstrapGit {
 
         install::apply(client, objects, &progress).await?;
 
-        progress.step("writing the Git credentials Secret");
-        apply_secret(client, namespace, &credentials.secret).await?;
-        progress.done(&format!("Secret {namespace}/{namespace} holds the Git credentials"));
+        if !credentials.secret.is_empty() {
+            progress.step("writing the Git credentials Secret");
+            apply_secret(client, namespace, &credentials.secret).await?;
+            progress.done(&format!("Secret {namespace}/{namespace} holds the Git credentials"));
+        }
 
         let sync = sync_objects(
             namespace,

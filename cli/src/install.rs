@@ -176,7 +176,7 @@ pub async fn apply(client: &Client, objects: Vec<Value>, progress: &Progress) ->
         .context("applying Eddy's components")?;
     let count = |action: Action| changes.entries.iter().filter(|e| e.action == action).count();
     progress.done(&format!(
-        "components applied: {} created, {} configured, {} unchanged",
+        "applied: {} created, {} configured, {} unchanged",
         count(Action::Created),
         count(Action::Configured),
         count(Action::Unchanged)
