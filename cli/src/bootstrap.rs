@@ -123,8 +123,13 @@ impl BootstrapGit {
             &format!("{dir}/components.yaml"),
             &components::to_yaml(&objects, &install::header())?,
         )?;
-        let kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - components.yaml\n  - sync.yaml\n";
-        changed |= checkout.write(&format!("{dir}/kustomization.yaml"), kustomization)?;
+        // kustomization.yaml is the place for the cluster's own changes to Eddy (patches of a
+        // controller's flags or resources, as with Flux): written once, then left as it is.
+        let kustomization_path = format!("{dir}/kustomization.yaml");
+        match std::fs::read_to_string(checkout.dir().join(&kustomization_path)) {
+            Ok(existing) => check_kustomization(&kustomization_path, &existing)?,
+            Err(_) => changed |= checkout.write(&kustomization_path, KUSTOMIZATION)?,
+        }
         // kustomization.yaml names sync.yaml, which comes after the components are installed; an
         // empty stand-in keeps the directory renderable until then.
         let sync_path = format!("{dir}/sync.yaml");
@@ -140,7 +145,9 @@ impl BootstrapGit {
             None => progress.done("components in Git are up to date"),
         }
 
-        install::apply(client, objects, &progress).await?;
+        // What Eddy will apply from Git, the cluster's own patches included, is what is
+        // installed now: the controllers start as they will stay.
+        install::apply(client, render(&checkout, &dir)?, &progress).await?;
 
         if !credentials.secret.is_empty() {
             progress.step("writing the Git credentials Secret");
@@ -171,7 +178,7 @@ impl BootstrapGit {
                 checkout.head()?
             }
         };
-        install::apply(client, sync, &progress).await?;
+        install::apply(client, render(&checkout, &dir)?, &progress).await?;
 
         install::wait_available(client, namespace, &self.selection.components, self.timeout, &progress).await?;
         wait_synced(client, namespace, &head, self.timeout, &progress).await?;
@@ -186,7 +193,8 @@ impl BootstrapGit {
         println!("Eddy applies them within {}. Follow with:", self.interval);
         println!("  eddy check");
         println!("  kubectl -n {namespace} get gitrepositories,kustomizations");
-        println!("Upgrade Eddy by running this command again with --version, or by editing {dir}/components.yaml.");
+        println!("Upgrade Eddy by running this command again with --version; change its settings with patches");
+        println!("in {dir}/kustomization.yaml (later bootstraps keep that file, and rewrite components.yaml).");
         Ok(())
     }
 
@@ -317,6 +325,41 @@ fn scan_host_keys(url: &str) -> anyhow::Result<String> {
         bail!("ssh-keyscan read no host key from {host}:{port}; give --known-hosts");
     }
     Ok(text)
+}
+
+/// `dir` of the checkout rendered with Eddy's kustomize engine, as apply-controller renders it.
+fn render(checkout: &Checkout, dir: &str) -> anyhow::Result<Vec<Value>> {
+    let options = eddy_kustomize::Options {
+        root: Some(checkout.dir().to_owned()),
+        ..eddy_kustomize::Options::default()
+    };
+    let yaml = eddy_kustomize::render(&checkout.dir().join(dir), &options)
+        .with_context(|| format!("rendering {dir} of the repository"))?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&yaml).with_context(|| format!("reading {dir} rendered"))?;
+    Ok(documents.into_iter().filter(Value::is_object).collect())
+}
+
+/// The kustomization of `<path>/<namespace>`, as first written.
+const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - components.yaml\n  - sync.yaml\n";
+
+/// A kustomization.yaml already in the repository must still include what bootstrap writes.
+fn check_kustomization(path: &str, text: &str) -> anyhow::Result<()> {
+    let document: Value =
+        serde_saphyr::from_str(text).with_context(|| format!("{path} in the repository is not valid YAML"))?;
+    let resources: Vec<&str> = document["resources"]
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let named = |file: &str| resources.iter().any(|r| r.trim_start_matches("./") == file);
+    for file in ["components.yaml", "sync.yaml"] {
+        if !named(file) {
+            bail!(
+                "{path} in the repository does not list {file} under resources; add it, or remove the file to have it written again"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A repository path inside the repository: relative, no `..`, no empty parts.
@@ -499,6 +542,16 @@ mod tests {
         );
         assert!(normalize_url("ftp://example.com/a.git").is_err());
         assert!(normalize_url("just-a-name").is_err());
+    }
+
+    #[test]
+    fn a_kustomization_in_the_repository_is_kept_only_when_it_includes_the_components() {
+        check_kustomization("k.yaml", KUSTOMIZATION).unwrap();
+        let patched = "resources:\n  - ./components.yaml\n  - sync.yaml\npatches:\n  - path: flags.yaml\n";
+        check_kustomization("k.yaml", patched).unwrap();
+        let error = check_kustomization("k.yaml", "resources:\n  - components.yaml\n").unwrap_err();
+        assert!(error.to_string().contains("does not list sync.yaml"), "{error}");
+        assert!(check_kustomization("k.yaml", "resources: [").is_err());
     }
 
     #[test]

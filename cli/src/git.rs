@@ -184,3 +184,77 @@ impl Checkout {
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn author() -> (String, String) {
+        ("Eddy Tests".into(), "tests@eddy.dev".into())
+    }
+
+    fn bare_repository() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("git")
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let url = format!("file://{}", dir.path().display());
+        (dir, url)
+    }
+
+    fn files_on_main(bare: &Path) -> String {
+        let output = Command::new("git")
+            .args(["ls-tree", "-r", "--name-only", "main"])
+            .current_dir(bare)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    #[test]
+    fn an_empty_repository_gets_the_branch_and_nothing_changed_commits_nothing() {
+        let (bare, url) = bare_repository();
+        let checkout = Checkout::clone(&url, "main", GitAuth::default(), author()).unwrap();
+        assert!(checkout.write("clusters/dev/a.yaml", "a: 1\n").unwrap());
+        let commit = checkout.commit(&["clusters"], "a").unwrap().expect("a commit");
+        assert_eq!(checkout.push().unwrap(), commit);
+        assert_eq!(files_on_main(bare.path()), "clusters/dev/a.yaml\n");
+
+        let again = Checkout::clone(&url, "main", GitAuth::default(), author()).unwrap();
+        assert!(!again.write("clusters/dev/a.yaml", "a: 1\n").unwrap());
+        assert_eq!(again.commit(&["clusters"], "nothing").unwrap(), None);
+    }
+
+    #[test]
+    fn a_push_after_someone_elses_push_is_rebased_and_keeps_both() {
+        let (bare, url) = bare_repository();
+        let first = Checkout::clone(&url, "main", GitAuth::default(), author()).unwrap();
+        first.write("README.md", "fleet\n").unwrap();
+        first.commit(&["README.md"], "start").unwrap();
+        first.push().unwrap();
+
+        // Two clones of the same commit; the other one pushes first.
+        let ours = Checkout::clone(&url, "main", GitAuth::default(), author()).unwrap();
+        let theirs = Checkout::clone(&url, "main", GitAuth::default(), author()).unwrap();
+        theirs.write("apps/web.yaml", "web: 1\n").unwrap();
+        theirs.commit(&["apps"], "web").unwrap();
+        theirs.push().unwrap();
+
+        ours.write("clusters/dev/sync.yaml", "sync: 1\n").unwrap();
+        ours.commit(&["clusters"], "sync").unwrap();
+        let pushed = ours.push().expect("rebased and pushed");
+        assert_eq!(
+            files_on_main(bare.path()),
+            "README.md\napps/web.yaml\nclusters/dev/sync.yaml\n"
+        );
+        let tip = Command::new("git")
+            .args(["rev-parse", "main"])
+            .current_dir(bare.path())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&tip.stdout).trim(), pushed);
+    }
+}

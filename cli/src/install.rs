@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use eddy_api::apply::Kustomization;
 use eddy_apply::ssa::{Action, Applier, ApplyOptions};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -99,7 +101,8 @@ impl Install {
 pub fn header() -> String {
     format!(
         "# Eddy's components, written by eddy {}: `eddy bootstrap git` (or `eddy install --export`)\n\
-         # rewrites this file; to upgrade, run it again with --version.\n",
+         # rewrites this file: the cluster's own changes belong in kustomization.yaml (patches), which it\n\
+         # keeps. To upgrade, run it again with --version.\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -284,9 +287,27 @@ impl Uninstall {
             },
             namespace,
         )?;
-        // The controllers first, so that nothing adds a finalizer back.
+        // The controllers first, so that nothing adds a finalizer back. A Kustomization that
+        // applies them (bootstrap's, managing Eddy from Git) is suspended before, or
+        // apply-controller would put its own Deployment back as drift.
         progress.step("stopping the controllers");
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+        for (owner_namespace, owner) in managing_kustomizations(&deployments).await? {
+            let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), &owner_namespace);
+            let patch = json!({"spec": {"suspend": true}});
+            match kustomizations
+                .patch(&owner, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => progress.done(&format!(
+                    "Kustomization {owner_namespace}/{owner} suspended (it applies Eddy itself)"
+                )),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("suspending Kustomization {owner_namespace}/{owner}"));
+                }
+            }
+        }
         for name in components::CONTROLLERS {
             delete_if_present(&deployments, name).await?;
         }
@@ -304,7 +325,34 @@ impl Uninstall {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        progress.done("controllers removed");
+        progress.done("controllers' Deployments removed");
+        // Their pods may still be finishing a reconcile (and adding a finalizer back): each
+        // releases its leader Lease when it has stopped, or the Lease expires.
+        progress.step("waiting for the controllers to stop (their leader Leases released or expired)");
+        let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let mut held = Vec::new();
+            for name in components::CONTROLLERS {
+                if let Some(lease) = leases.get_opt(name).await?
+                    && lease_held(&lease, k8s_openapi::jiff::Timestamp::now())
+                {
+                    held.push(name);
+                }
+            }
+            if held.is_empty() {
+                progress.done("controllers stopped");
+                break;
+            }
+            if Instant::now() > deadline {
+                progress.note(&format!(
+                    "still holding their Leases after 90s: {}; going on",
+                    held.join(", ")
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
 
         progress.step("releasing Eddy's finalizers");
         let released = release_finalizers(client).await?;
@@ -342,6 +390,43 @@ impl Uninstall {
         progress.done("Eddy is uninstalled");
         Ok(())
     }
+}
+
+/// The Kustomizations (namespace, name) that applied the controllers' Deployments, read from the
+/// owner labels apply-controller puts on what it applies.
+async fn managing_kustomizations(deployments: &Api<Deployment>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut owners: Vec<(String, String)> = Vec::new();
+    for deployment in deployments.list(&ListParams::default()).await?.items {
+        if !components::CONTROLLERS.contains(&deployment.name_any().as_str()) {
+            continue;
+        }
+        let labels = deployment.labels();
+        if let (Some(name), Some(namespace)) = (
+            labels.get(eddy_apply::ssa::OWNER_NAME_LABEL),
+            labels.get(eddy_apply::ssa::OWNER_NAMESPACE_LABEL),
+        ) {
+            let owner = (namespace.clone(), name.clone());
+            if !owners.contains(&owner) {
+                owners.push(owner);
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// Whether a controller still holds `lease` at `now`: a holder, and a renewal within its
+/// duration.
+fn lease_held(lease: &Lease, now: k8s_openapi::jiff::Timestamp) -> bool {
+    let Some(spec) = &lease.spec else {
+        return false;
+    };
+    if spec.holder_identity.as_deref().is_none_or(str::is_empty) {
+        return false;
+    }
+    let (Some(renewed), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return true;
+    };
+    renewed.0 + k8s_openapi::jiff::SignedDuration::from_secs(i64::from(seconds)) > now
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {
@@ -439,6 +524,22 @@ mod tests {
         assert!(!is_eddy_finalizer("finalizers.fluxcd.io"));
         assert!(!is_eddy_finalizer("example.com/eddy.dev"));
         assert!(!is_eddy_finalizer("noteddy.dev/x"));
+    }
+
+    #[test]
+    fn a_lease_is_held_until_released_or_expired() {
+        let lease = |holder: Option<&str>, renewed: &str| -> Lease {
+            serde_json::from_value(json!({
+                "metadata": {"name": "apply-controller"},
+                "spec": {"holderIdentity": holder, "renewTime": renewed, "leaseDurationSeconds": 15}
+            }))
+            .unwrap()
+        };
+        let now: k8s_openapi::jiff::Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        assert!(lease_held(&lease(Some("pod-a"), "2026-12-03T09:59:50.000000Z"), now));
+        assert!(!lease_held(&lease(Some("pod-a"), "2026-12-03T09:59:40.000000Z"), now));
+        assert!(!lease_held(&lease(None, "2026-12-03T09:59:59.000000Z"), now));
+        assert!(!lease_held(&lease(Some(""), "2026-12-03T09:59:59.000000Z"), now));
     }
 
     #[test]

@@ -39,7 +39,19 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION (first build takes a while)"
+# Go prints nothing while it compiles: a line a minute says it is still at work.
+started=$SECONDS
+heartbeat() {
+  while sleep 60; do
+    echo "    ... still building the control plane ($(( (SECONDS - started) / 60 )) min so far)"
+  done
+}
+heartbeat &
+heartbeat_pid=$!
+trap 'kill $heartbeat_pid 2>/dev/null || true' EXIT
+
+echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION"
+echo "    (the first build downloads and compiles Kubernetes: 30 to 40 minutes on 2 cores; later runs reuse it)"
 (cd "$here/go/kubernetes" && go build -ldflags "$kube_ldflags" -o "$bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -54,4 +66,4 @@ GOBIN=$bin go install -ldflags "$ldflags" \
   "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 
 echo "$stamp" > "$bin/.stamp"
-echo "cluster binaries built in $bin"
+echo "cluster binaries built in $bin in $(( (SECONDS - started) / 60 )) min"

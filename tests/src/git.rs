@@ -51,6 +51,8 @@ impl GitRepo {
         git(&bare, &["init", "--quiet", "--bare", "--initial-branch=main"])?;
         // Let clients fetch a commit by id, as GitHub and GitLab do.
         git(&bare, &["config", "uploadpack.allowReachableSHA1InWant", "true"])?;
+        // Let clients push over smart HTTP too (git http-backend refuses anonymous pushes).
+        git(&bare, &["config", "http.receivepack", "true"])?;
         git(
             root,
             &["clone", "--quiet", bare.to_str().unwrap(), work.to_str().unwrap()],
@@ -76,6 +78,12 @@ impl GitRepo {
         let branch = git(&self.work, &["rev-parse", "--abbrev-ref", "HEAD"])?;
         git(&self.work, &["push", "--quiet", "origin", &branch])?;
         git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Brings the work tree up to what others pushed to `main`.
+    pub fn pull(&self) -> anyhow::Result<()> {
+        git(&self.work, &["pull", "--quiet", "--rebase", "origin", "main"])?;
+        Ok(())
     }
 
     /// Pushes HEAD to the full reference `name`, e.g. `refs/pull/1/head`.

@@ -216,6 +216,11 @@ struct Running {
     log: PathBuf,
     /// Container port name to where it listens on this machine.
     ports: BTreeMap<String, SocketAddr>,
+    /// The pod template it was started from: a changed template restarts it, as a rollout does.
+    template: String,
+    /// The process's arguments.
+    args: Vec<String>,
+    started: std::time::Instant,
 }
 
 /// The node: Eddy's Deployments running as containers, its Services reachable by name.
@@ -226,27 +231,100 @@ pub struct StandInNode {
     forwarders: Vec<tokio::task::JoinHandle<()>>,
     /// Service DNS name (`name.namespace`) to its address on this machine.
     pub services: BTreeMap<String, SocketAddr>,
+    /// The ports given to each Deployment's container ports, kept across restarts so that the
+    /// Services' forwarders stay right.
+    ports: BTreeMap<String, BTreeMap<String, SocketAddr>>,
+    /// The Services forwarded so far (`name.namespace`), and the hosts file naming them.
+    forwarded: Vec<String>,
+    hosts: String,
+    hosts_file: PathBuf,
+    /// How many times each controller's container was started.
+    starts: BTreeMap<String, usize>,
+}
+
+/// A [`StandInNode`] that follows the Deployments and Services of one namespace in the
+/// cluster, as a kubelet and kube-proxy would: a new Deployment starts a container, a changed
+/// pod template replaces it (a rollout), a deleted one stops it, and a container that exits is
+/// started again. Dropping it, or [`stop`](Self::stop), stops everything.
+pub struct FollowingNode {
+    node: std::sync::Arc<tokio::sync::Mutex<StandInNode>>,
+    task: tokio::task::JoinHandle<()>,
+    last_error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl StandInNode {
-    /// Starts a container for every Deployment and a forwarder for every Service in `objects`
-    /// (the rendered install manifests, already applied to the cluster).
-    pub async fn start(client: &Client, objects: &[Value]) -> anyhow::Result<Self> {
+    fn empty() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let state = dir.path().join("runc");
         std::fs::create_dir_all(&state)?;
-        let mut node = StandInNode {
+        let hosts_file = dir.path().join("hosts");
+        let hosts = String::from("127.0.0.1 localhost\n");
+        std::fs::write(&hosts_file, &hosts)?;
+        Ok(StandInNode {
             dir,
             state,
             running: Vec::new(),
             forwarders: Vec::new(),
             services: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            forwarded: Vec::new(),
+            hosts,
+            hosts_file,
+            starts: BTreeMap::new(),
+        })
+    }
+
+    /// Starts a container for every Deployment and a forwarder for every Service in `objects`
+    /// (the rendered install manifests, already applied to the cluster).
+    pub async fn start(client: &Client, objects: &[Value]) -> anyhow::Result<Self> {
+        let mut node = Self::empty()?;
+        node.sync(client, &of_kind(objects, "Deployment")?, &of_kind(objects, "Service")?)
+            .await?;
+        Ok(node)
+    }
+
+    /// A node that runs what the cluster's namespace `namespace` holds, from now until it is
+    /// stopped or dropped.
+    pub fn follow(client: Client, namespace: &str) -> anyhow::Result<FollowingNode> {
+        let node = std::sync::Arc::new(tokio::sync::Mutex::new(Self::empty()?));
+        let last_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let task = {
+            let node = node.clone();
+            let last_error = last_error.clone();
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+            tokio::spawn(async move {
+                loop {
+                    let listed = async {
+                        let params = kube::api::ListParams::default();
+                        let deployments = deployments.list(&params).await?.items;
+                        let services = services.list(&params).await?.items;
+                        anyhow::Ok((deployments, services))
+                    };
+                    let outcome = match listed.await {
+                        Ok((deployments, services)) => node.lock().await.sync(&client, &deployments, &services).await,
+                        Err(err) => Err(err),
+                    };
+                    *last_error.lock().unwrap() = outcome.err().map(|e| format!("{e:#}"));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            })
         };
-        let deployments: Vec<Deployment> = of_kind(objects, "Deployment")?;
-        let services: Vec<Service> = of_kind(objects, "Service")?;
+        Ok(FollowingNode { node, task, last_error })
+    }
+
+    /// Brings the containers and forwarders in line with `deployments` and `services`.
+    async fn sync(&mut self, client: &Client, deployments: &[Deployment], services: &[Service]) -> anyhow::Result<()> {
+        let wanted: Vec<&Deployment> = deployments
+            .iter()
+            .filter(|d| d.metadata.deletion_timestamp.is_none())
+            .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) != Some(0))
+            .collect();
         // Ports first: the Services forward to them and the hosts file names the Services.
-        let mut ports: BTreeMap<String, BTreeMap<String, SocketAddr>> = BTreeMap::new();
-        for deployment in &deployments {
+        for deployment in &wanted {
+            if self.ports.contains_key(&deployment.name_any()) {
+                continue;
+            }
             let container = main_container(deployment)?;
             let assigned = container
                 .ports
@@ -254,51 +332,96 @@ impl StandInNode {
                 .flatten()
                 .map(|p| (p.name.clone().unwrap_or_default(), free_port()))
                 .collect();
-            ports.insert(deployment.name_any(), assigned);
+            self.ports.insert(deployment.name_any(), assigned);
         }
-        let mut hosts = String::from("127.0.0.1 localhost\n");
-        for (index, service) in services.iter().enumerate() {
+        for service in services {
             let namespace = service.namespace().unwrap_or_default();
             let name = service.name_any();
+            let key = format!("{name}.{namespace}");
+            if self.forwarded.contains(&key) {
+                continue;
+            }
             let spec = service.spec.clone().unwrap_or_default();
             let selector = spec.selector.clone().unwrap_or_default();
-            let target = deployments
-                .iter()
-                .find(|d| {
-                    let labels = d
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.template.metadata.as_ref())
-                        .and_then(|m| m.labels.clone())
-                        .unwrap_or_default();
-                    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                })
-                .with_context(|| format!("Service {namespace}/{name} selects no Deployment"))?;
-            let ip = Ipv4Addr::new(127, 0, 0, 100 + u8::try_from(index)?);
+            let Some(target) = wanted.iter().find(|d| {
+                let labels = d
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default();
+                !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            }) else {
+                // Nothing to forward to yet.
+                continue;
+            };
+            let ip = Ipv4Addr::new(127, 0, 0, 100 + u8::try_from(self.forwarded.len())?);
             for port in spec.ports.iter().flatten() {
-                let wanted = match &port.target_port {
+                let wanted_port = match &port.target_port {
                     Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name)) => name.clone(),
                     other => bail!("Service {namespace}/{name}: target port {other:?} is not a port name"),
                 };
-                let to = *ports[&target.name_any()]
-                    .get(&wanted)
-                    .with_context(|| format!("Service {namespace}/{name}: no container port {wanted}"))?;
+                let to = *self.ports[&target.name_any()]
+                    .get(&wanted_port)
+                    .with_context(|| format!("Service {namespace}/{name}: no container port {wanted_port}"))?;
                 let from = SocketAddr::new(ip.into(), u16::try_from(port.port)?);
-                node.forwarders.push(forward(from, to).await?);
-                node.services.insert(format!("{name}.{namespace}"), from);
+                self.forwarders.push(forward(from, to).await?);
+                self.services.insert(key.clone(), from);
             }
+            self.forwarded.push(key);
             let fqdn = format!("{name}.{namespace}.svc.cluster.local");
-            hosts.push_str(&format!(
+            self.hosts.push_str(&format!(
                 "{ip} {fqdn} {fqdn}. {name}.{namespace}.svc {name}.{namespace}\n"
             ));
+            // Written in place: the containers see the file they mounted change.
+            std::fs::write(&self.hosts_file, &self.hosts)?;
         }
-        let hosts_file = node.dir.path().join("hosts");
-        std::fs::write(&hosts_file, hosts)?;
-        for deployment in &deployments {
-            let assigned = ports.remove(&deployment.name_any()).unwrap_or_default();
-            node.run(client, deployment, assigned, &hosts_file).await?;
+
+        // Stop what is gone or changed; a container that exited is started again, after a
+        // pause (the kubelet's back-off, shortened).
+        let templates: BTreeMap<String, String> = wanted
+            .iter()
+            .map(|d| {
+                let template = d.spec.as_ref().map(|s| &s.template);
+                (d.name_any(), serde_json::to_string(&template).unwrap_or_default())
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for mut running in std::mem::take(&mut self.running) {
+            let exited = matches!(running.child.try_wait(), Ok(Some(_)));
+            let current = templates.get(&running.name) == Some(&running.template);
+            if current && (!exited || running.started.elapsed() < Duration::from_secs(2)) {
+                kept.push(running);
+            } else {
+                self.stop(&mut running);
+            }
         }
-        Ok(node)
+        self.running = kept;
+        for deployment in wanted {
+            let name = deployment.name_any();
+            if self.running.iter().any(|r| r.name == name) {
+                continue;
+            }
+            let ports = self.ports.get(&name).cloned().unwrap_or_default();
+            self.run(client, deployment, ports, templates[&name].clone()).await?;
+            *self.starts.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Stops a container as the kubelet stops a pod: TERM, a grace period, then KILL.
+    fn stop(&self, running: &mut Running) {
+        let runc = |args: &[&str]| {
+            let _ = Command::new("runc").arg("--root").arg(&self.state).args(args).output();
+        };
+        runc(&["kill", &running.id, "TERM"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && matches!(running.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        runc(&["kill", &running.id, "KILL"]);
+        let _ = running.child.wait();
+        runc(&["delete", "--force", &running.id]);
     }
 
     async fn run(
@@ -306,7 +429,7 @@ impl StandInNode {
         client: &Client,
         deployment: &Deployment,
         ports: BTreeMap<String, SocketAddr>,
-        hosts_file: &Path,
+        template: String,
     ) -> anyhow::Result<()> {
         let name = deployment.name_any();
         let namespace = deployment.namespace().context("a Deployment without a namespace")?;
@@ -316,7 +439,8 @@ impl StandInNode {
             .and_then(|s| s.template.spec.clone())
             .context("a Deployment without a pod template")?;
         let container = main_container(deployment)?;
-        let bundle = self.dir.path().join(&name);
+        let id = container_id(&name);
+        let bundle = self.dir.path().join(&id);
         let image = unpack(&image_layout(&name), &bundle.join("rootfs"))?;
 
         // The ServiceAccount token, as the kubelet projects it.
@@ -394,7 +518,7 @@ impl StandInNode {
                 Some(secrets.clone()),
                 true,
             ),
-            ("/etc/hosts".into(), Some(hosts_file.to_owned()), true),
+            ("/etc/hosts".into(), Some(self.hosts_file.clone()), true),
         ];
         for mount in container.volume_mounts.iter().flatten() {
             let volume = pod
@@ -414,12 +538,13 @@ impl StandInNode {
         }
         let env: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let readonly_root = security.read_only_root_filesystem.unwrap_or(false);
-        let config = runtime_config(&bundle, args, env, uid, gid, &mounts, readonly_root)?;
+        let config = runtime_config(&bundle, args.clone(), env, uid, gid, &mounts, readonly_root)?;
         std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
 
-        let id = container_id(&name);
+        // One log per controller across restarts, as `kubectl logs --previous` and the current
+        // log together.
         let log = self.dir.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new("runc")
             .arg("--root")
             .arg(&self.state)
@@ -437,6 +562,9 @@ impl StandInNode {
             child,
             log,
             ports,
+            template,
+            args,
+            started: std::time::Instant::now(),
         });
         Ok(())
     }
@@ -475,28 +603,71 @@ impl StandInNode {
 
     /// Where a container port of controller `name` listens on this machine.
     pub fn port(&self, name: &str, port: &str) -> Option<SocketAddr> {
-        self.running
-            .iter()
-            .find(|r| r.name == name)
-            .and_then(|r| r.ports.get(port).copied())
+        self.ports.get(name).and_then(|ports| ports.get(port).copied())
     }
 
-    /// Every container's log, for a failure message.
+    /// Every controller's log, for a failure message.
     pub fn logs(&self) -> String {
-        self.running
-            .iter()
-            .map(|r| format!("--- {} ---\n{}", r.name, read_log(&r.log)))
+        self.ports
+            .keys()
+            .map(|name| {
+                format!(
+                    "--- {name} ---\n{}",
+                    read_log(&self.dir.path().join(format!("{name}.log")))
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
 
-    /// The log of controller `name`.
+    /// The log of controller `name`, across its restarts.
     pub fn log(&self, name: &str) -> String {
-        self.running
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| read_log(&r.log))
-            .unwrap_or_default()
+        read_log(&self.dir.path().join(format!("{name}.log")))
+    }
+}
+
+impl FollowingNode {
+    /// The arguments controller `name` runs with now, when it runs.
+    pub async fn args(&self, name: &str) -> Option<Vec<String>> {
+        let node = self.node.lock().await;
+        node.running.iter().find(|r| r.name == name).map(|r| r.args.clone())
+    }
+
+    /// The controllers running now.
+    pub async fn running(&self) -> Vec<String> {
+        let node = self.node.lock().await;
+        node.running.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// How many times controller `name` was started.
+    pub async fn starts(&self, name: &str) -> usize {
+        self.node.lock().await.starts.get(name).copied().unwrap_or(0)
+    }
+
+    /// Every controller's log, and the last error following the cluster, for a failure message.
+    pub async fn logs(&self) -> String {
+        let mut text = self.node.lock().await.logs();
+        if let Some(error) = self.last_error.lock().unwrap().clone() {
+            text.push_str(&format!("\n--- the stand-in node's last error ---\n{error}"));
+        }
+        text
+    }
+
+    /// The log of controller `name`, across its restarts.
+    pub async fn log(&self, name: &str) -> String {
+        self.node.lock().await.log(name)
+    }
+
+    /// Stops following and stops every container.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = (&mut { self }.task).await;
+    }
+}
+
+impl Drop for FollowingNode {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -505,7 +676,7 @@ impl Drop for StandInNode {
         for forwarder in &self.forwarders {
             forwarder.abort();
         }
-        for running in &mut self.running {
+        for mut running in std::mem::take(&mut self.running) {
             let _ = Command::new("runc")
                 .arg("--root")
                 .arg(&self.state)
@@ -613,9 +784,18 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 /// Listens on `from` and copies every connection to `to` and back: the part kube-proxy plays.
 async fn forward(from: SocketAddr, to: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(from)
-        .await
-        .with_context(|| format!("listening on {from} for a Service"))?;
+    // A node stopped a moment ago may still hold the address while its tasks wind down.
+    let mut attempts = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(from).await {
+            Ok(listener) => break listener,
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => return Err(err).with_context(|| format!("listening on {from} for a Service")),
+        }
+    };
     Ok(tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
             tokio::spawn(async move {

@@ -3,7 +3,8 @@
 //! Each image is a single layer on nothing (`FROM scratch`): the controller's static binary, the
 //! CA certificates, `/etc/passwd` and `/etc/group` naming the non-root user the manifests run as,
 //! and the empty `/tmp` and `/data` directories. source-controller's image also carries Debian's
-//! `ssh` client and exactly the shared libraries it loads, since it runs `ssh` for ssh Git URLs.
+//! `ssh` client and `sh` (dash), with exactly the shared libraries they load, since it runs `ssh`
+//! for ssh Git URLs, through `/bin/sh -c` as Git does.
 //!
 //! The result is reproducible: entries are sorted, owned by fixed ids and dated at the commit's
 //! time, compression is fixed, and the config and manifest are written with a fixed field order,
@@ -269,7 +270,10 @@ pub fn assemble(name: &str, binary: &Path, provenance: &Provenance, tag: &str) -
     files.owned_dir("/tmp", 0o1777);
     files.owned_dir("/data", 0o755);
     if name == "source-controller" {
-        add_program_with_libraries(&mut files, "ssh")?;
+        // ssh for ssh Git URLs; the Git library starts it as Git does, through `/bin/sh -c`
+        // (the command carries the key and known_hosts options), so the image has Debian's sh.
+        add_program_with_libraries(&mut files, "ssh", "/usr/bin/ssh", "openssh-client")?;
+        add_program_with_libraries(&mut files, "sh", "/bin/sh", "dash")?;
     }
     let tar = files.tar(provenance.epoch)?;
     let diff_id = sha256(&tar);
@@ -377,9 +381,15 @@ async fn push(reference: &str, image: &Image, insecure: bool) -> anyhow::Result<
     Ok(image.manifest_digest.clone())
 }
 
-/// Adds `program` (found on PATH) and every shared library it loads, at the paths it loads them.
-fn add_program_with_libraries(files: &mut Files, program: &str) -> anyhow::Result<()> {
-    let path = which(program).with_context(|| format!("{program} is not on PATH (Debian: openssh-client)"))?;
+/// Adds `program` (found on PATH, from Debian's `package`) at `destination`, and every shared
+/// library it loads, at the paths it loads them.
+fn add_program_with_libraries(
+    files: &mut Files,
+    program: &str,
+    destination: &str,
+    package: &str,
+) -> anyhow::Result<()> {
+    let path = which(program).with_context(|| format!("{program} is not on PATH (Debian: {package})"))?;
     let output = Command::new("ldd")
         .arg(&path)
         .output()
@@ -392,7 +402,7 @@ fn add_program_with_libraries(files: &mut Files, program: &str) -> anyhow::Resul
         );
     }
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    files.file(&format!("/usr/bin/{program}"), bytes, 0o755);
+    files.file(destination, bytes, 0o755);
     for library in ldd_paths(&String::from_utf8_lossy(&output.stdout))? {
         let content = std::fs::read(&library).with_context(|| format!("reading {library}"))?;
         files.file(&library, content, 0o755);

@@ -6,6 +6,8 @@
 //! installed controllers watch every namespace, so they must not meet the other tests' objects.
 //! The tests here install into `eddy-system` and take turns through [`INSTALL`].
 
+mod bootstrap;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
