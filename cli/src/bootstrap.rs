@@ -105,6 +105,11 @@ impl BootstrapGit {
         }
         let url = normalize_url(&self.url)?;
         let credentials = self.credentials(&url, &progress)?;
+        if url.starts_with("file://") {
+            progress.note(
+                "a file:// URL is read from source-controller's own filesystem: it works when source-controller runs on this machine (local development), not from a pod",
+            );
+        }
 
         install::preflight(client, namespace, self.force, &progress).await?;
 
