@@ -51,7 +51,7 @@ heartbeat_pid=$!
 trap 'kill $heartbeat_pid 2>/dev/null || true' EXIT
 
 echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION"
-echo "    (the first build downloads and compiles Kubernetes: 30 to 40 minutes on 2 cores; later runs reuse it)"
+echo "    (the first build downloads and compiles Kubernetes: about 10 minutes on 2 cores, longer on a slow network; later runs reuse it)"
 (cd "$here/go/kubernetes" && go build -ldflags "$kube_ldflags" -o "$bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
