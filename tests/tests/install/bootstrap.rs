@@ -277,6 +277,46 @@ async fn bootstrap_over_http_makes_eddy_manage_itself_and_the_apps_from_git() {
             .is_some_and(|args| args.iter().any(|a| a == "--concurrent=2"))
     );
 
+    // Eddy's namespace and CRDs are protected from pruning: a commit that removes the Namespace
+    // and a CRD from components.yaml leaves both in the cluster (and out of the inventory).
+    repo.pull().unwrap();
+    let components_path = format!("{PATH}/{NAMESPACE}/components.yaml");
+    let components = std::fs::read_to_string(repo.work().join(&components_path)).unwrap();
+    let kept: Vec<&str> = components
+        .split("\n---\n")
+        .filter(|doc| !doc.lines().any(|l| l == "kind: Namespace"))
+        .filter(|doc| !doc.lines().any(|l| l == "  name: canaries.progressive.eddy.dev"))
+        .collect();
+    assert_eq!(
+        kept.len() + 2,
+        components.split("\n---\n").count(),
+        "the Namespace and one CRD removed"
+    );
+    let prune_commit = repo
+        .commit(
+            &[(&components_path, &kept.join("\n---\n"))],
+            "remove the namespace and a CRD from Git",
+        )
+        .unwrap();
+    synced(&client, &node, &prune_commit).await;
+    let kustomization = Api::<Kustomization>::namespaced(client.clone(), NAMESPACE)
+        .get(NAMESPACE)
+        .await
+        .unwrap();
+    let inventory = serde_json::to_string(&kustomization.status.unwrap().inventory).unwrap();
+    assert!(!inventory.contains("canaries.progressive.eddy.dev"), "{inventory}");
+    let canaries = crds.get("canaries.progressive.eddy.dev").await.unwrap();
+    assert!(
+        canaries.metadata.deletion_timestamp.is_none(),
+        "a protected CRD was pruned"
+    );
+    let namespace = Api::<Namespace>::all(client.clone()).get(NAMESPACE).await.unwrap();
+    assert!(
+        namespace.metadata.deletion_timestamp.is_none(),
+        "Eddy's namespace was pruned"
+    );
+    assert_eq!(node.running().await.len(), 4, "the controllers kept running");
+
     // Uninstall: the controllers go first (the Kustomization that applies them is suspended, or
     // apply-controller would put them back), then every trace but the CRDs and the app.
     let (ok, output) = eddy(&["uninstall", "--silent"], &[]).await;
@@ -309,6 +349,39 @@ async fn bootstrap_over_ssh_with_a_key_and_pinned_host_keys() {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let known_hosts = keys.path().join("known_hosts");
     std::fs::write(&known_hosts, &server.known_hosts).unwrap();
+
+    // Without a key, bootstrap makes an ed25519 deploy key and prints its public half; this
+    // one is not authorised on the server, so the clone is refused and nothing is installed.
+    let (ok, output) = eddy(
+        &[
+            "bootstrap",
+            "git",
+            "--url",
+            &url,
+            "--path",
+            PATH,
+            "--silent",
+            "--known-hosts",
+            known_hosts.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!ok, "an unauthorised key was accepted:\n{output}");
+    assert!(output.contains("add it with write access"), "{output}");
+    assert!(
+        output.lines().any(|l| l.starts_with("ssh-ed25519 ")),
+        "no public key printed:\n{output}"
+    );
+    assert!(!output.contains("PRIVATE KEY"), "the private key was printed");
+    assert!(
+        Api::<Namespace>::all(client.clone())
+            .get_opt(NAMESPACE)
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused bootstrap installed something"
+    );
 
     // A host key that is not the pinned one stops the bootstrap before anything is written.
     let wrong = keys.path().join("wrong_known_hosts");
