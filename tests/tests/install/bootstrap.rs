@@ -67,6 +67,20 @@ async fn bootstrap(node: &FollowingNode, args: &[&str], env: &[(&str, &str)]) ->
     output
 }
 
+/// Runs a bootstrap that must fail before installing anything; its output.
+async fn refused_bootstrap(client: &Client, args: &[&str]) -> String {
+    let mut all = vec!["bootstrap", "git", "--path", PATH, "--silent"];
+    all.extend_from_slice(args);
+    let (ok, output) = eddy(&all, &[]).await;
+    assert!(!ok, "the bootstrap was expected to fail:\n{output}");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces.get_opt(NAMESPACE).await.unwrap().is_none(),
+        "a refused bootstrap installed something:\n{output}"
+    );
+    output
+}
+
 /// The files bootstrap committed, and how many commits the branch has.
 fn committed(repo: &GitRepo) -> (Vec<String>, usize) {
     repo.pull().unwrap();
@@ -352,66 +366,33 @@ async fn bootstrap_over_ssh_with_a_key_and_pinned_host_keys() {
 
     // Without a key, bootstrap makes an ed25519 deploy key and prints its public half; this
     // one is not authorised on the server, so the clone is refused and nothing is installed.
-    let (ok, output) = eddy(
-        &[
-            "bootstrap",
-            "git",
-            "--url",
-            &url,
-            "--path",
-            PATH,
-            "--silent",
-            "--known-hosts",
-            known_hosts.to_str().unwrap(),
-        ],
-        &[],
+    let output = refused_bootstrap(
+        &client,
+        &["--url", &url, "--known-hosts", known_hosts.to_str().unwrap()],
     )
     .await;
-    assert!(!ok, "an unauthorised key was accepted:\n{output}");
     assert!(output.contains("add it with write access"), "{output}");
     assert!(
         output.lines().any(|l| l.starts_with("ssh-ed25519 ")),
         "no public key printed:\n{output}"
     );
     assert!(!output.contains("PRIVATE KEY"), "the private key was printed");
-    assert!(
-        Api::<Namespace>::all(client.clone())
-            .get_opt(NAMESPACE)
-            .await
-            .unwrap()
-            .is_none(),
-        "a refused bootstrap installed something"
-    );
 
     // A host key that is not the pinned one stops the bootstrap before anything is written.
     let wrong = keys.path().join("wrong_known_hosts");
     std::fs::write(&wrong, &server.wrong_known_hosts).unwrap();
-    let (ok, output) = eddy(
+    refused_bootstrap(
+        &client,
         &[
-            "bootstrap",
-            "git",
             "--url",
             &url,
-            "--path",
-            PATH,
-            "--silent",
             "--private-key-file",
             key.to_str().unwrap(),
             "--known-hosts",
             wrong.to_str().unwrap(),
         ],
-        &[],
     )
     .await;
-    assert!(!ok, "a wrong host key was accepted:\n{output}");
-    assert!(
-        Api::<Namespace>::all(client.clone())
-            .get_opt(NAMESPACE)
-            .await
-            .unwrap()
-            .is_none(),
-        "a refused bootstrap installed something"
-    );
 
     let node = StandInNode::follow(client.clone(), NAMESPACE).unwrap();
     bootstrap(
