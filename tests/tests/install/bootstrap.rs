@@ -154,24 +154,35 @@ async fn assert_uninstalled(client: &Client, crds_kept: bool) {
         return;
     }
     assert_eq!(eddy_crds.len(), 8, "the CRDs are kept without --crds");
-    let sources: Api<GitRepository> = Api::all(client.clone());
-    let kustomizations: Api<Kustomization> = Api::all(client.clone());
-    for source in sources.list(&ListParams::default()).await.unwrap().items {
-        assert!(
-            !source.finalizers().iter().any(|f| f.contains("eddy.dev")),
-            "GitRepository {}/{} keeps a finalizer",
-            source.namespace().unwrap_or_default(),
-            source.name_any()
-        );
-    }
-    for kustomization in kustomizations.list(&ListParams::default()).await.unwrap().items {
-        assert!(
-            !kustomization.finalizers().iter().any(|f| f.contains("eddy.dev")),
-            "Kustomization {}/{} keeps a finalizer",
-            kustomization.namespace().unwrap_or_default(),
-            kustomization.name_any()
-        );
-    }
+    let mut held = holding_a_finalizer::<GitRepository>(client).await;
+    held.extend(holding_a_finalizer::<Kustomization>(client).await);
+    assert!(held.is_empty(), "objects keep an Eddy finalizer: {held:?}");
+}
+
+/// `kind namespace/name` of every object of `K` that still carries an Eddy finalizer.
+async fn holding_a_finalizer<K>(client: &Client) -> Vec<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|o| o.finalizers().iter().any(|f| f.contains("eddy.dev")))
+        .map(|o| {
+            format!(
+                "{} {}/{}",
+                K::kind(&()),
+                o.namespace().unwrap_or_default(),
+                o.name_any()
+            )
+        })
+        .collect()
 }
 
 const APP: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bootstrapped-app\n---\n\
