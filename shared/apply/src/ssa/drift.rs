@@ -69,7 +69,7 @@ impl Applier {
     pub async fn diff(&self, object: DynamicObject, options: &ApplyOptions) -> Result<Drift, Error> {
         let Prepared { object, desired, api } = self.prepare(object, options, false).await?;
         let live = self.get(&api, &object).await?;
-        let policy = Policy::of(&desired, live.as_ref());
+        let policy = Policy::of(&desired, live.as_ref().map(|l| &l.metadata));
         let mut drift = Drift {
             object: object.clone(),
             exists: live.is_some(),
