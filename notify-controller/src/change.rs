@@ -99,6 +99,11 @@ impl States {
     pub fn forget_alert(&mut self, alert: &str) {
         self.objects.retain(|(owner, _), _| owner != alert);
     }
+
+    /// Forgets every Alert for which `keep` is false.
+    pub fn retain_alerts(&mut self, keep: impl Fn(&str) -> bool) {
+        self.objects.retain(|(owner, _), _| keep(owner));
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub struct Settings {
     /// The duplicate window.
     pub dedup_window: Duration,
+    /// How often what is remembered of deleted Alerts and Providers is dropped.
+    pub sweep_interval: Duration,
     /// Refuse private targets.
     pub block_private: bool,
     /// Allow Alerts to select objects in other namespaces.
@@ -178,11 +180,52 @@ impl Hub {
         lock(&self.outcomes).remove(key);
     }
 
-    /// Drains `queue` until it closes.
+    /// Drains `queue` until it closes, sweeping every [`Settings::sweep_interval`].
     pub async fn dispatch(self: Arc<Self>, mut queue: mpsc::Receiver<Received>) {
-        while let Some(received) = queue.recv().await {
-            self.dispatch_one(received).await;
+        let mut sweep = tokio::time::interval(self.settings.sweep_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                received = queue.recv() => match received {
+                    Some(received) => self.dispatch_one(received).await,
+                    None => return,
+                },
+                _ = sweep.tick() => {
+                    self.sweep();
+                }
+            }
         }
+    }
+
+    /// Drops what is remembered of Alerts and Providers that are gone (or, for a Provider's
+    /// worker, changed type): their workers end once their queued messages are sent, and a
+    /// long-lived controller's memory follows the objects that exist, not every one that ever
+    /// did. Returns how many workers are left.
+    pub fn sweep(&self) -> usize {
+        let alerts: std::collections::HashSet<String> =
+            self.alerts.state().iter().map(|alert| key_of(alert.as_ref())).collect();
+        let providers: HashMap<String, &'static str> = self
+            .providers
+            .state()
+            .iter()
+            .map(|p| (key_of(p.as_ref()), target::type_name(p.spec.provider_type)))
+            .collect();
+        let worker_exists = |key: &str| {
+            key.rsplit_once('/')
+                .is_some_and(|(provider, type_name)| providers.get(provider) == Some(&type_name))
+        };
+        let mut workers = lock(&self.workers);
+        workers.retain(|key, _| worker_exists(key));
+        let left = workers.len();
+        drop(workers);
+        self.metrics.workers(left);
+        lock(&self.drops_reported).retain(|key, _| worker_exists(key));
+        lock(&self.targets).retain(|key, _| providers.contains_key(key));
+        lock(&self.threads).retain(|(provider, _, _), _| providers.contains_key(provider));
+        lock(&self.selectors).retain(|key, _| alerts.contains(key));
+        lock(&self.outcomes).retain(|key, _| alerts.contains(key));
+        lock(&self.states).retain_alerts(|key| alerts.contains(key));
+        left
     }
 
     async fn dispatch_one(self: &Arc<Self>, received: Received) {
@@ -354,15 +397,17 @@ impl Hub {
         if workers.get(&key).is_some_and(mpsc::Sender::is_closed) {
             workers.remove(&key);
         }
-        let sender = workers.entry(key.clone()).or_insert_with(|| {
+        if !workers.contains_key(&key) {
             let (sender, receiver) = mpsc::channel(PROVIDER_QUEUE);
             let parallel = matches!(
                 provider.spec.provider_type,
                 eddy_api::notify::ProviderType::Generic | eddy_api::notify::ProviderType::GenericHmac
             );
             tokio::spawn(self.clone().work(receiver, if parallel { PARALLEL_SENDS } else { 1 }));
-            sender
-        });
+            workers.insert(key.clone(), sender);
+            self.metrics.workers(workers.len());
+        }
+        let sender = &workers[&key];
         if let Err(err) = sender.try_send(job) {
             let job = match err {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,

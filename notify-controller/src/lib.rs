@@ -69,6 +69,11 @@ pub struct Flags {
     #[arg(long, env = "EDDY_BLOCK_PRIVATE_ADDRESSES", default_value_t = false, action = clap::ArgAction::Set)]
     pub block_private_addresses: bool,
 
+    /// How often notify-controller drops what it remembers of deleted Alerts and Providers
+    /// (their senders, resolved addresses, threads and states).
+    #[arg(long, env = "EDDY_SWEEP_INTERVAL", default_value = "1m", value_parser = parse_duration, hide = true)]
+    pub sweep_interval: std::time::Duration,
+
     /// Refuse Alerts and Receivers that select objects in other namespaces.
     #[arg(long, env = "EDDY_NO_CROSS_NAMESPACE_REFS", default_value_t = false, action = clap::ArgAction::Set)]
     pub no_cross_namespace_refs: bool,
@@ -84,6 +89,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let settings = dispatch::Settings {
         dedup_window: flags.dedup_window,
+        sweep_interval: flags.sweep_interval.max(std::time::Duration::from_millis(100)),
         block_private: flags.block_private_addresses,
         cross_namespace: !flags.no_cross_namespace_refs,
     };

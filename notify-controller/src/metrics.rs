@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use eddy_runtime::Metrics;
@@ -29,6 +30,7 @@ pub struct NotifyMetrics {
     failed: Family<ProviderLabels, Counter>,
     latency: Family<ProviderLabels, Histogram>,
     receiver_calls: Family<OutcomeLabels, Counter>,
+    workers: Gauge,
 }
 
 impl NotifyMetrics {
@@ -60,6 +62,11 @@ impl NotifyMetrics {
             "Webhook requests to Receivers, by outcome",
             this.receiver_calls.clone(),
         );
+        metrics.register(
+            "notify_provider_workers",
+            "Providers with a running sender (one per Provider that has had a message since it last changed)",
+            this.workers.clone(),
+        );
         this
     }
 
@@ -90,6 +97,11 @@ impl NotifyMetrics {
             .inc();
     }
 
+    /// Sets how many Providers have a running sender.
+    pub fn workers(&self, count: usize) {
+        self.workers.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Counts a Receiver request.
     pub fn receiver_call(&self, outcome: &str) {
         self.receiver_calls
@@ -108,6 +120,7 @@ impl Default for NotifyMetrics {
             failed: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
             receiver_calls: Family::default(),
+            workers: Gauge::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! that the sender retries later.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -11,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Received;
@@ -37,20 +38,60 @@ pub async fn serve(
     listen(addr, "event endpoint", router(queue, metrics), stop).await
 }
 
+/// Connections served at once per listener; more wait in the kernel's accept queue.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take to send a request's headers, the first or the next on a kept
+/// connection (a slow or idle client must not hold a connection forever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connections in progress may take to finish after `stop`.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Binds `addr` and serves `app` until `stop` fires: the one way notify-controller's listeners
-/// run.
+/// run. HTTP/1.1 with keep-alive, headers within [`HEADER_READ_TIMEOUT`], at most
+/// [`MAX_CONNECTIONS`] at once; bodies are bounded by the handlers ([`read_body`]).
 pub async fn listen(addr: SocketAddr, what: &str, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen for the {what} on {addr}: {err}"))?;
     tracing::info!(address = %listener.local_addr()?, "{what} listening");
-    // Small answers go out at once, not after the client's delayed ACK (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot?,
+            () = stop.cancelled() => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %err, "{what}: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        // Small answers go out at once, not after the client's delayed ACK (Nagle).
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::info!("{what}: connections still open at shutdown were closed");
+    }
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! A local HTTP endpoint on 127.0.0.1 standing in for a chat service, dashboard or commit-status
 //! API (Slack, Discord, Teams, Grafana, GitHub, GitLab, a generic webhook): it records every
 //! request (method, path, headers, body, arrival time) for the test to check against what the
-//! service documents, and answers from a script: a status with headers, or a hang. Dropping it
-//! stops the server.
+//! service documents, and answers from a script: a status with headers, or a hang. Unscripted,
+//! it answers what Slack's Web API would, and, like GitHub, lists the commit statuses POSTed to
+//! it (`GET .../repos/<owner>/<repo>/commits/<sha>/statuses`, newest first). Dropping it stops
+//! the server.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -158,14 +160,18 @@ async fn record(
             body: body.to_vec(),
             at: Instant::now(),
         });
+        let listing = (method == Method::GET)
+            .then(|| commit_statuses(&script.requests, uri.path()))
+            .flatten();
         script
             .next
             .pop_front()
             .or_else(|| script.default.clone())
-            .unwrap_or_else(|| {
-                Reply::ok(&format!(
+            .unwrap_or_else(|| match listing {
+                Some(statuses) => Reply::ok(&statuses),
+                None => Reply::ok(&format!(
                     r#"{{"ok":true,"ts":"1700000000.{count:06}","event_id":"$event{count}"}}"#
-                ))
+                )),
             })
     };
     match reply {
@@ -184,4 +190,19 @@ async fn record(
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
     }
+}
+
+/// For GitHub's `GET <prefix>/repos/<owner>/<repo>/commits/<sha>/statuses`: the statuses POSTed
+/// to `<prefix>/repos/<owner>/<repo>/statuses/<sha>` so far, newest first, as a JSON array.
+fn commit_statuses(requests: &[Recorded], path: &str) -> Option<String> {
+    let (repository, rest) = path.split_once("/commits/")?;
+    let sha = rest.strip_suffix("/statuses")?;
+    let posted = format!("{repository}/statuses/{sha}");
+    let statuses: Vec<serde_json::Value> = requests
+        .iter()
+        .rev()
+        .filter(|r| r.method == "POST" && r.path == posted)
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect();
+    Some(serde_json::Value::Array(statuses).to_string())
 }

@@ -1297,3 +1297,215 @@ async fn matrix_messages_about_one_revision_form_a_thread() {
     );
     delete_namespace(&notify.client, &notify.ns).await;
 }
+
+/// A GitHub commit status the commit already has is not posted again (the newest status of the
+/// context decides, as GitHub lists them newest first), so a repeated event, a restart or a second
+/// replica does not pile up identical statuses; a change of state is posted.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn github_commit_statuses_are_posted_once_per_state() {
+    let notify = Notify::start("notify-status-once", &["--dedup-window=0s"]).await;
+    let github = WebhookServer::start().await.unwrap();
+    let sha = "89abcdef0123456789abcdef0123456789abcdef";
+    notify.secret("github-token", json!({"token": "ghp_once"})).await;
+    notify
+        .object(
+            "Provider",
+            "commits",
+            json!({"type": "github", "address": github.url("/org/app"), "secretRef": {"name": "github-token"}}),
+        )
+        .await;
+    notify.alert("commits", "commits", json!({})).await;
+    let revision = format!("main@sha1:{sha}");
+    let posted = || -> Vec<(String, String)> {
+        github
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| {
+                assert_eq!(r.path, format!("/api/v3/repos/org/app/statuses/{sha}"));
+                let body = r.json();
+                (
+                    body["state"].as_str().unwrap().to_owned(),
+                    body["description"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let send = |severity: &'static str, reason: &'static str, message: &'static str, requests: usize| {
+        let (notify, github, revision) = (&notify, &github, revision.clone());
+        async move {
+            assert_eq!(notify.post("web", severity, reason, message, &revision).await, 202);
+            settle(github, requests).await;
+        }
+    };
+    send("error", "HealthCheckFailed", "web not ready", 2).await;
+    assert_eq!(posted(), [("failure".to_owned(), "health check failed".to_owned())]);
+    // Told again in other words (a timing, a counter): GitHub already shows it.
+    send("error", "HealthCheckFailed", "web not ready after 31s", 3).await;
+    let listing = &github.requests()[2];
+    assert_eq!(
+        (listing.method.as_str(), listing.path.as_str()),
+        (
+            "GET",
+            format!("/api/v3/repos/org/app/commits/{sha}/statuses?per_page=100").as_str()
+        )
+    );
+    assert_eq!(posted().len(), 1, "the same status is not posted twice");
+    send("info", "ReconciliationSucceeded", "applied", 5).await;
+    send("error", "HealthCheckFailed", "web not ready", 7).await;
+    assert_eq!(
+        posted(),
+        [
+            ("failure".to_owned(), "health check failed".to_owned()),
+            ("success".to_owned(), "reconciliation succeeded".to_owned()),
+            ("failure".to_owned(), "health check failed".to_owned()),
+        ],
+        "each change of state is posted"
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+/// A Receiver selecting `*` with matchLabels asks only the objects with those labels to
+/// reconcile.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn a_receiver_with_match_labels_asks_only_the_labelled_objects() {
+    let notify = Notify::start("notify-hook-labels", &[]).await;
+    notify.secret("hook-token", json!({"token": "labels-token"})).await;
+    for (name, team) in [("shop-web", "shop"), ("shop-api", "shop"), ("ops-db", "ops")] {
+        create(
+            &notify.client,
+            &notify.ns,
+            json!({"apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository",
+                   "metadata": {"name": name, "labels": {"team": team}},
+                   "spec": {"url": "http://127.0.0.1:9/app.git", "interval": "1h", "ref": {"branch": "main"}}}),
+        )
+        .await
+        .unwrap();
+    }
+    notify
+        .object(
+            "Receiver",
+            "shop",
+            json!({"type": "generic", "secretRef": {"name": "hook-token"},
+                   "resources": [{"kind": "GitRepository", "name": "*", "matchLabels": {"team": "shop"}}]}),
+        )
+        .await;
+    let url = webhook_url(&notify, "shop").await;
+    let response = reqwest::Client::new().post(&url).body("{}").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{}", response.text().await.unwrap());
+    let repos: Api<GitRepository> = Api::namespaced(notify.client.clone(), &notify.ns);
+    let requested = |name: &'static str| {
+        let repos = repos.clone();
+        async move {
+            repos
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("reconcile.eddy.dev/requestedAt")
+        }
+    };
+    notify
+        .within(Duration::from_secs(10), "both shop repositories asked", || async {
+            (requested("shop-web").await && requested("shop-api").await).then_some(())
+        })
+        .await;
+    assert!(!requested("ops-db").await, "an object without the labels is left alone");
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+/// A client that never finishes its request's headers (or sends none on a kept connection) is
+/// cut off after the header read timeout, so slow clients cannot hold the listeners' connections.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn listeners_cut_off_clients_that_never_finish_their_headers() {
+    let notify = Notify::start("notify-slow-headers", &[]).await;
+    for addr in [notify.process.events.unwrap(), notify.process.hooks.unwrap()] {
+        notify
+            .within(Duration::from_secs(30), &format!("{addr} listening"), || async move {
+                tokio::net::TcpStream::connect(addr).await.ok().map(drop)
+            })
+            .await;
+    }
+    for addr in [notify.process.events.unwrap(), notify.process.hooks.unwrap()] {
+        let cut_off = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            write!(stream, "POST / HTTP/1.1\r\nHost: x\r\nContent-Le").unwrap();
+            let mut answer = Vec::new();
+            let read = stream.read_to_end(&mut answer);
+            (started.elapsed(), read.map_err(|e| e.to_string()), answer)
+        });
+        let (took, read, _) = cut_off.await.unwrap();
+        assert!(read.is_ok(), "{addr}: the server closed the connection: {read:?}");
+        assert!(
+            took >= Duration::from_secs(8) && took < Duration::from_secs(20),
+            "{addr}: cut off after {took:?}, not about 10 s"
+        );
+    }
+    // The listeners still answer.
+    assert_eq!(
+        notify
+            .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:1")
+            .await,
+        202
+    );
+    delete_namespace(&notify.client, &notify.ns).await;
+}
+
+/// What notify-controller keeps for a Provider (its sender, resolved address, threads) goes
+/// with the Provider: a long-lived controller's memory follows the objects that exist.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn a_deleted_provider_leaves_no_sender_behind() {
+    let notify = Notify::start("notify-sweep", &["--sweep-interval=1s"]).await;
+    let server = WebhookServer::start().await.unwrap();
+    let workers = || async {
+        let (_, metrics) = notify.process.get(notify.process.metrics, "/metrics").await.unwrap();
+        metrics
+            .lines()
+            .find(|line| line.starts_with("eddy_notify_provider_workers{"))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u32>().ok())
+    };
+    for name in ["first", "second"] {
+        notify.generic_alert(name, &server, json!({})).await;
+    }
+    assert_eq!(
+        notify
+            .post("web", "info", "ReconciliationSucceeded", "applied", "main@sha1:1")
+            .await,
+        202
+    );
+    server.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(workers().await, Some(2), "a sender per Provider");
+    Api::<Alert>::namespaced(notify.client.clone(), &notify.ns)
+        .delete("first", &Default::default())
+        .await
+        .unwrap();
+    Api::<eddy_api::notify::Provider>::namespaced(notify.client.clone(), &notify.ns)
+        .delete("first", &Default::default())
+        .await
+        .unwrap();
+    notify
+        .within(
+            Duration::from_secs(10),
+            "the deleted Provider's sender to go",
+            || async { (workers().await == Some(1)).then_some(()) },
+        )
+        .await;
+    // The remaining Provider still delivers.
+    assert_eq!(
+        notify
+            .post("web", "info", "ReconciliationSucceeded", "applied again", "main@sha1:2")
+            .await,
+        202
+    );
+    let sent = server.wait_for(3, Duration::from_secs(10)).await;
+    assert!(sent[2].path.starts_with("/second"), "{:?}", sent[2].path);
+    delete_namespace(&notify.client, &notify.ns).await;
+}
