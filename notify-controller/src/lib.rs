@@ -94,7 +94,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         cross_namespace: !flags.no_cross_namespace_refs,
     };
     let (events_addr, receiver_addr) = (flags.events_bind_address, flags.receiver_bind_address);
-    runtime::run(NAME, flags.runtime, move |ctx| async move {
+    runtime::run_serving(NAME, flags.runtime, move |ctx| async move {
         let metrics = metrics::NotifyMetrics::register(&ctx.metrics);
         let (alerts_api, alerts_watch) = watch_scope::<Alert>(&ctx).await?;
         let (providers_api, providers_watch) = watch_scope::<Provider>(&ctx).await?;
@@ -132,32 +132,33 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
         let (queue, queued) = mpsc::channel(dispatch::EVENT_QUEUE);
         let servers = ctx.shutdown.child_token();
-        let serve_events = {
-            let (alerts, providers, metrics, servers) =
-                (alerts.clone(), providers.clone(), metrics.clone(), servers.clone());
+        // Only once the Alerts, Providers and Receivers are known do the listeners open and
+        // /readyz say ready: a Service routes events and webhooks to the replica that leads.
+        let serve = {
+            let (client, registry, metrics, servers, ctx) = (
+                ctx.client.clone(),
+                registry.clone(),
+                metrics.clone(),
+                servers.clone(),
+                ctx.clone(),
+            );
+            let (alerts, providers, cross_namespace) = (alerts.clone(), providers.clone(), settings.cross_namespace);
             async move {
-                // Events are dispatched only once the Alerts and Providers are known.
                 alerts.wait_until_ready().await.context("the Alert cache")?;
                 providers.wait_until_ready().await.context("the Provider cache")?;
-                server::serve(events_addr, queue, metrics, servers).await
-            }
-        };
-        let serve_hooks = {
-            let (client, registry, metrics, servers) =
-                (ctx.client.clone(), registry.clone(), metrics.clone(), servers.clone());
-            let cross_namespace = settings.cross_namespace;
-            async move {
                 receivers.wait_until_ready().await.context("the Receiver cache")?;
-                receiver::serve(
-                    receiver_addr,
-                    client,
-                    registry,
-                    receivers,
-                    metrics,
-                    cross_namespace,
-                    servers,
-                )
-                .await
+                let events = server::bind(events_addr, "event endpoint").await?;
+                let hooks = server::bind(receiver_addr, "webhook receiver").await?;
+                ctx.readiness.set(true);
+                let events = server::listen(
+                    events,
+                    "event endpoint",
+                    server::router(queue, metrics.clone()),
+                    servers.clone(),
+                );
+                let receivers = receiver::router(client, registry, receivers, metrics, cross_namespace);
+                let hooks = server::listen(hooks, "webhook receiver", receivers, servers);
+                tokio::try_join!(events, hooks).map(|_| ())
             }
         };
         let dispatcher = tokio::spawn(hub.clone().dispatch(queued));
@@ -178,7 +179,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             servers.cancel();
             outcome.map(|_| ())
         };
-        let outcome = tokio::try_join!(controllers, serve_events, serve_hooks);
+        let outcome = tokio::try_join!(controllers, serve);
         dispatcher.abort();
         outcome.map(|_| ())
     })

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -28,16 +29,6 @@ struct Endpoint {
     metrics: NotifyMetrics,
 }
 
-/// Binds `addr` and serves the event endpoint until `stop` fires.
-pub async fn serve(
-    addr: SocketAddr,
-    queue: mpsc::Sender<Received>,
-    metrics: NotifyMetrics,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    listen(addr, "event endpoint", router(queue, metrics), stop).await
-}
-
 /// Connections served at once per listener; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request's headers, the first or the next on a kept
@@ -46,13 +37,17 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections in progress may take to finish after `stop`.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds `addr` and serves `app` until `stop` fires: the one way notify-controller's listeners
+/// Binds `addr` for `what` (named in the error).
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen for the {what} on {addr}: {err}"))
+}
+
+/// Serves `app` on `listener` until `stop` fires: the one way notify-controller's listeners
 /// run. HTTP/1.1 with keep-alive, headers within [`HEADER_READ_TIMEOUT`], at most
 /// [`MAX_CONNECTIONS`] at once; bodies are bounded by the handlers ([`read_body`]).
-pub async fn listen(addr: SocketAddr, what: &str, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen for the {what} on {addr}: {err}"))?;
+pub async fn listen(listener: TcpListener, what: &str, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "{what} listening");
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

@@ -9,7 +9,6 @@
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -24,7 +23,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use eddy_api::conditions::{self, Status};
 use eddy_api::notify::{Receiver, ReceiverResource};
@@ -183,16 +181,14 @@ struct Hooks {
     cross_namespace: bool,
 }
 
-/// Binds `addr` and serves the Receivers' paths until `stop` fires.
-pub async fn serve(
-    addr: SocketAddr,
+/// The routes of the Receivers' paths (`/hook/<digest>`).
+pub fn router(
     client: Client,
     registry: Arc<Registry>,
     receivers: Store<Receiver>,
     metrics: NotifyMetrics,
     cross_namespace: bool,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Router {
     let hooks = Hooks {
         client,
         registry,
@@ -200,10 +196,9 @@ pub async fn serve(
         metrics,
         cross_namespace,
     };
-    let app = Router::new()
+    Router::new()
         .route("/hook/{digest}", axum::routing::post(receive))
-        .with_state(hooks);
-    crate::server::listen(addr, "webhook receiver", app, stop).await
+        .with_state(hooks)
 }
 
 async fn receive(State(hooks): State<Hooks>, Path(digest): Path<String>, request: Request) -> Response {

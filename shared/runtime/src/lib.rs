@@ -65,10 +65,62 @@ pub struct Context {
     pub events: EventRecorder,
     /// Cancelled when the process should stop taking work.
     pub shutdown: CancellationToken,
+    /// What `/readyz` answers; see [`run_serving`].
+    pub readiness: Readiness,
+}
+
+/// The flag `/readyz` answers from.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Makes `/readyz` answer ready (`true`) or not.
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    /// Whether `/readyz` answers ready.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// When a controller's `/readyz` starts answering ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadyFrom {
+    /// Once connected: a standby replica is ready too (nothing routes traffic to it).
+    Start,
+    /// Once the controllers say they serve ([`Readiness::set`]), which only the leader does, so
+    /// that a Service routes its traffic to the replica that answers it.
+    Serving,
 }
 
 /// Runs `controllers` for `controller` under leader election until a shutdown signal.
 pub async fn run<F, Fut>(controller: &'static str, args: RuntimeArgs, controllers: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Context>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    run_ready_from(controller, args, ReadyFrom::Start, controllers).await
+}
+
+/// [`run`] for a controller that serves traffic through a Service: `/readyz` answers ready only
+/// once `controllers` set [`Context::readiness`] (when their listeners are bound), so a standby
+/// replica, or a new one during a rollout, gets no traffic until it leads and listens.
+pub async fn run_serving<F, Fut>(controller: &'static str, args: RuntimeArgs, controllers: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<Context>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    run_ready_from(controller, args, ReadyFrom::Serving, controllers).await
+}
+
+async fn run_ready_from<F, Fut>(
+    controller: &'static str,
+    args: RuntimeArgs,
+    ready_from: ReadyFrom,
+    controllers: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(Arc<Context>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -87,14 +139,14 @@ where
     tracing::info!(controller, apiserver = %version.git_version, "connected to the Kubernetes API server");
 
     let metrics = Metrics::new(controller);
-    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::default();
     let shutdown = CancellationToken::new();
     let servers = CancellationToken::new();
     probes::serve(
         args.metrics_addr,
         args.health_addr,
         metrics.clone(),
-        ready.clone(),
+        readiness.0.clone(),
         servers.clone(),
     )
     .await?;
@@ -115,8 +167,11 @@ where
         metrics: metrics.clone(),
         events: events.clone(),
         shutdown: shutdown.clone(),
+        readiness: readiness.clone(),
     });
-    ready.store(true, Ordering::Release);
+    if ready_from == ReadyFrom::Start {
+        readiness.set(true);
+    }
 
     let outcome = if args.leader_elect {
         let lease = leader::Lease::new(client, controller, &args, instance).await?;
@@ -126,7 +181,7 @@ where
         run_until_stopped(controllers(ctx), &args, &shutdown).await
     };
 
-    ready.store(false, Ordering::Release);
+    readiness.set(false);
     if let Some(forwarder) = forwarder {
         forwarder.shutdown(events, CLEANUP_BOUND).await;
     }

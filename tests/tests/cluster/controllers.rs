@@ -300,3 +300,55 @@ async fn malformed_label_selector_fails_start_up_with_a_clear_error() {
         "{logs}"
     );
 }
+
+/// notify-controller serves traffic through a Service, so only the replica that leads (and
+/// listens) is ready: a standby gets no events or webhooks that nothing would answer, and takes
+/// over readiness and listening with the Lease.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/test runs it)"]
+async fn only_the_leading_notify_controller_is_ready_and_listens() {
+    let (client, ns) = cluster_namespace("notify-standby").await;
+    let lease_flag = format!("--leader-election-namespace={ns}");
+    let scope = format!("--watch-namespace={ns}");
+    let mut leader = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
+    wait_until_leading(&client, &ns, "notify-controller", &leader).await;
+    eventually(Duration::from_secs(30), "the leader's /readyz", || async {
+        leader.get(leader.health, "/readyz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert!(
+        std::net::TcpStream::connect(leader.events.unwrap()).is_ok(),
+        "the leader listens"
+    );
+
+    let standby = ControllerProcess::start("notify-controller", &[&lease_flag, &scope]).unwrap();
+    eventually(Duration::from_secs(30), "the standby's health server", || async {
+        standby.get(standby.health, "/healthz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    // Give it time to have become ready, were it to.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = standby.get(standby.health, "/readyz").await.unwrap();
+    assert_ne!(status, 200, "a standby is not ready");
+    for addr in [standby.events.unwrap(), standby.hooks.unwrap()] {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "a standby does not listen on {addr}"
+        );
+    }
+
+    leader.signal("TERM").unwrap();
+    assert!(leader.wait_for_exit(Duration::from_secs(10)).await.unwrap().success());
+    eventually(Duration::from_secs(30), "the new leader's /readyz", || async {
+        standby.get(standby.health, "/readyz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/", standby.events.unwrap()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400, "the new leader answers events");
+    delete_namespace(&client, &ns).await;
+}

@@ -193,6 +193,7 @@ impl InProcess {
             metrics: eddy_runtime::Metrics::new(apply_controller::NAME),
             events,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            readiness: Default::default(),
         });
         let (git, sources) = kube::runtime::reflector::store();
         let (oci, _) = kube::runtime::reflector::store();
