@@ -202,6 +202,9 @@ impl Hub {
     /// long-lived controller's memory follows the objects that exist, not every one that ever
     /// did. Returns how many workers are left.
     pub fn sweep(&self) -> usize {
+        // The stores are read under the workers' lock: a worker started for a Provider the
+        // snapshot would miss (added since) cannot slip in between.
+        let mut workers = lock(&self.workers);
         let alerts: std::collections::HashSet<String> =
             self.alerts.state().iter().map(|alert| key_of(alert.as_ref())).collect();
         let providers: HashMap<String, &'static str> = self
@@ -214,7 +217,6 @@ impl Hub {
             key.rsplit_once('/')
                 .is_some_and(|(provider, type_name)| providers.get(provider) == Some(&type_name))
         };
-        let mut workers = lock(&self.workers);
         workers.retain(|key, _| worker_exists(key));
         let left = workers.len();
         drop(workers);

@@ -34,8 +34,13 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request's headers, the first or the next on a kept
 /// connection (a slow or idle client must not hold a connection forever).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long connections in progress may take to finish after `stop`.
+/// The longest a connection is kept; then it is closed once the request in flight is answered,
+/// so a client that stops reading its answers holds a slot for this long at most.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
+/// How long a connection being closed (at its age limit, or at `stop`) may take to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes hyper buffers per connection (headers included: larger ones are refused).
+const MAX_BUFFER: usize = 64 * 1024;
 
 /// Binds `addr` for `what` (named in the error).
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -46,11 +51,12 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 /// Serves `app` on `listener` until `stop` fires: the one way notify-controller's listeners
 /// run. HTTP/1.1 with keep-alive, headers within [`HEADER_READ_TIMEOUT`], at most
-/// [`MAX_CONNECTIONS`] at once; bodies are bounded by the handlers ([`read_body`]).
+/// [`MAX_CONNECTIONS`] at once, each for [`MAX_CONNECTION_AGE`] at most; bodies are bounded by
+/// the handlers ([`read_body`]).
 pub async fn listen(listener: TcpListener, what: &str, app: Router, stop: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "{what} listening");
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot?,
@@ -71,22 +77,35 @@ pub async fn listen(listener: TcpListener, what: &str, app: Router, stop: Cancel
         // Small answers go out at once, not after the client's delayed ACK (Nagle).
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        let stop = stop.clone();
+        connections.spawn(async move {
             let _slot = slot;
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_BUFFER)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(err) = ended {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
+                () = stop.cancelled() => {}
             }
+            // Answer the request in flight, then close; a client that does not take its answer
+            // within the bound is cut off when the connection is dropped.
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, connection).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::info!("{what}: connections still open at shutdown were closed");
-    }
+    connections.close();
+    // Every connection finishes or is dropped within DRAIN_TIMEOUT of `stop`.
+    connections.wait().await;
     Ok(())
 }
 

@@ -16,9 +16,20 @@ export KWOK_WORKDIR=$cache/kwok
 
 "$here/build.sh"
 
+# Up means the apiserver answers and every other component still runs (a controller-manager that
+# died would leave namespaces terminating forever).
+components_running() {
+  local component
+  for component in etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller; do
+    pgrep -f "^$KWOK_WORKDIR/clusters/$name/bin/$component " >/dev/null || return 1
+  done
+}
 if [[ -f $kubeconfig ]] && "$bin/kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
-  echo "local control plane already running (KUBECONFIG=$kubeconfig)"
-  exit 0
+  if components_running; then
+    echo "local control plane already running (KUBECONFIG=$kubeconfig)"
+    exit 0
+  fi
+  echo "a component of the local control plane has stopped; starting it afresh"
 fi
 
 # A cluster left behind by a killed run (processes gone, state on disk) is removed first.
@@ -39,6 +50,17 @@ options:
   kwokControllerBinary: $bin/kwok
   etcdBinary: $bin/etcd
   kubectlBinary: $bin/kubectl
+# One instance each: leader election would only let a busy machine (a benchmark saturating both
+# cores) make them miss a renewal and exit.
+componentsPatches:
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 YAML
 
 echo "starting the local control plane"

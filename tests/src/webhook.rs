@@ -2,9 +2,9 @@
 //! API (Slack, Discord, Teams, Grafana, GitHub, GitLab, a generic webhook): it records every
 //! request (method, path, headers, body, arrival time) for the test to check against what the
 //! service documents, and answers from a script: a status with headers, or a hang. Unscripted,
-//! it answers what Slack's Web API would, and, like GitHub, lists the commit statuses POSTed to
-//! it (`GET .../repos/<owner>/<repo>/commits/<sha>/statuses`, newest first). Dropping it stops
-//! the server.
+//! it answers what Slack's Web API would, and, like GitHub, gives the combined status of the
+//! commit statuses POSTed to it (`GET .../repos/<owner>/<repo>/commits/<sha>/status`: the latest
+//! one per context). Dropping it stops the server.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -192,17 +192,24 @@ async fn record(
     }
 }
 
-/// For GitHub's `GET <prefix>/repos/<owner>/<repo>/commits/<sha>/statuses`: the statuses POSTed
-/// to `<prefix>/repos/<owner>/<repo>/statuses/<sha>` so far, newest first, as a JSON array.
+/// For GitHub's `GET <prefix>/repos/<owner>/<repo>/commits/<sha>/status`: the combined status of
+/// the statuses POSTed to `<prefix>/repos/<owner>/<repo>/statuses/<sha>` so far, the latest one
+/// per context, newest first.
 fn commit_statuses(requests: &[Recorded], path: &str) -> Option<String> {
     let (repository, rest) = path.split_once("/commits/")?;
-    let sha = rest.strip_suffix("/statuses")?;
+    let sha = rest.strip_suffix("/status")?;
     let posted = format!("{repository}/statuses/{sha}");
-    let statuses: Vec<serde_json::Value> = requests
+    let mut latest: Vec<serde_json::Value> = Vec::new();
+    for status in requests
         .iter()
         .rev()
         .filter(|r| r.method == "POST" && r.path == posted)
-        .filter_map(|r| serde_json::from_slice(&r.body).ok())
-        .collect();
-    Some(serde_json::Value::Array(statuses).to_string())
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+    {
+        if !latest.iter().any(|seen| seen["context"] == status["context"]) {
+            latest.push(status);
+        }
+    }
+    let state = latest.first().map_or("pending".into(), |s| s["state"].clone());
+    Some(serde_json::json!({"state": state, "total_count": latest.len(), "statuses": latest}).to_string())
 }

@@ -1,9 +1,10 @@
 //! github: a commit status on the event's commit (`POST /repos/{owner}/{repo}/statuses/{sha}`),
 //! one context per object, pending while it progresses, success or failure when it ends. The
 //! address is the repository URL; github.com uses api.github.com, any other host its GitHub
-//! Enterprise API under `/api/v3`. A status the commit already has (the newest one of the
-//! context with the same state and description, as GitHub lists them newest first) is not posted
-//! again: a restart, another replica or a repeated event does not pile up identical statuses.
+//! Enterprise API under `/api/v3`. A status the commit already has (the latest one of the
+//! context, from the commit's combined status, with the same state and description) is not
+//! posted again: a restart or a repeated event does not pile up identical statuses. When that
+//! check cannot be made, the status is posted.
 
 use super::{Delivery, Message, SendError, commit_status_context, execute, reason_words, repository_path};
 use crate::target::Target;
@@ -62,10 +63,11 @@ pub(super) async fn send(target: &Target, message: &Message) -> Result<Delivery,
             None => request,
         }
     };
-    let mut listing = api(format!("/repos/{repository}/commits/{sha}/statuses"));
-    listing.set_query(Some("per_page=100"));
-    let existing = execute(target, request(reqwest::Method::GET, listing)).await?;
-    if already_set(&existing, &status) {
+    let mut combined = api(format!("/repos/{repository}/commits/{sha}/status"));
+    combined.set_query(Some("per_page=100"));
+    if let Ok(existing) = execute(target, request(reqwest::Method::GET, combined)).await
+        && already_set(&existing, &status)
+    {
         return Ok(Delivery::Skipped("the commit already has this status"));
     }
     let post = api(format!("/repos/{repository}/statuses/{sha}"));
@@ -73,14 +75,17 @@ pub(super) async fn send(target: &Target, message: &Message) -> Result<Delivery,
     Ok(Delivery::Sent { thread: None })
 }
 
-/// Whether the newest status of `status`'s context in `listed` (GitHub's answer to listing a
-/// commit's statuses, newest first) has its state and description. An answer that is not a list
-/// says nothing is set.
-fn already_set(listed: &[u8], status: &serde_json::Value) -> bool {
-    let Ok(serde_json::Value::Array(listed)) = serde_json::from_slice(listed) else {
+/// Whether the latest status of `status`'s context in `combined` (GitHub's combined status of a
+/// commit: `statuses` holds the latest one per context) has its state and description. An
+/// answer without that list says nothing is set.
+fn already_set(combined: &[u8], status: &serde_json::Value) -> bool {
+    let Ok(combined) = serde_json::from_slice::<serde_json::Value>(combined) else {
         return false;
     };
-    listed
+    let Some(latest) = combined["statuses"].as_array() else {
+        return false;
+    };
+    latest
         .iter()
         .find(|existing| existing["context"] == status["context"])
         .is_some_and(|newest| newest["state"] == status["state"] && newest["description"] == status["description"])
@@ -93,9 +98,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_newest_status_of_the_context_counts() {
+    fn only_the_latest_status_of_the_context_counts() {
         let status = json!({"state": "success", "context": "kustomization/web/1", "description": "applied"});
-        let listed = |items: serde_json::Value| serde_json::to_vec(&items).unwrap();
+        let listed = |items: serde_json::Value| {
+            serde_json::to_vec(&json!({"state": "pending", "statuses": items, "total_count": 3})).unwrap()
+        };
         assert!(already_set(
             &listed(json!([
                 {"state": "success", "context": "other", "description": "x"},
@@ -118,6 +125,7 @@ mod tests {
         ));
         assert!(!already_set(&listed(json!([])), &status));
         assert!(!already_set(b"{\"message\": \"Not Found\"}", &status));
+        assert!(!already_set(b"[]", &status));
         assert!(!already_set(b"not json", &status));
     }
 }

@@ -42,7 +42,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let events = env("BENCH_EVENTS", 50_000);
-    let concurrency = env("BENCH_CONCURRENCY", 64);
+    let concurrency = env("BENCH_CONCURRENCY", 16);
     let runs = env("BENCH_RUNS", 20);
     let (client, ns) = cluster_namespace("bench-notify").await;
     let outcome = bench(&client, &ns, events, concurrency, runs).await;
@@ -107,6 +107,7 @@ async fn bench(client: &kube::Client, ns: &str, events: usize, concurrency: usiz
     tokio::time::sleep(Duration::from_secs(2)).await;
     arrivals.lock().unwrap().clear();
     let idle = rss_kib(notify.pid(), "VmRSS:");
+    let (idle_anon, idle_file) = (rss_kib(notify.pid(), "RssAnon:"), rss_kib(notify.pid(), "RssFile:"));
 
     let sent_at: Arc<Vec<Mutex<Option<Instant>>>> = Arc::new((0..events).map(|_| Mutex::new(None)).collect());
     let started = Instant::now();
@@ -188,8 +189,10 @@ async fn bench(client: &kube::Client, ns: &str, events: usize, concurrency: usiz
         );
     }
     println!(
-        "  notify-controller RSS: idle {:.1} MiB, peak {:.1} MiB",
+        "  notify-controller RSS: idle {:.1} MiB (heap and stacks {:.1}, mapped program {:.1}), peak {:.1} MiB",
         idle as f64 / 1024.0,
+        idle_anon as f64 / 1024.0,
+        idle_file as f64 / 1024.0,
         peak as f64 / 1024.0
     );
     drop(notify);

@@ -1298,9 +1298,9 @@ async fn matrix_messages_about_one_revision_form_a_thread() {
     delete_namespace(&notify.client, &notify.ns).await;
 }
 
-/// A GitHub commit status the commit already has is not posted again (the newest status of the
-/// context decides, as GitHub lists them newest first), so a repeated event, a restart or a second
-/// replica does not pile up identical statuses; a change of state is posted.
+/// A GitHub commit status the commit already has is not posted again (the latest status of the
+/// context in the commit's combined status decides), so a repeated event or a restart does not
+/// pile up identical statuses; a change of state is posted.
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/test runs it)"]
 async fn github_commit_statuses_are_posted_once_per_state() {
@@ -1348,7 +1348,7 @@ async fn github_commit_statuses_are_posted_once_per_state() {
         (listing.method.as_str(), listing.path.as_str()),
         (
             "GET",
-            format!("/api/v3/repos/org/app/commits/{sha}/statuses?per_page=100").as_str()
+            format!("/api/v3/repos/org/app/commits/{sha}/status?per_page=100").as_str()
         )
     );
     assert_eq!(posted().len(), 1, "the same status is not posted twice");
