@@ -242,84 +242,104 @@ async fn push_to_applied(client: &kube::Client, ns: &str, runs: usize) -> anyhow
     let mut apply_args = scope.clone();
     apply_args.push(&own);
     let _apply = ControllerProcess::start("apply-controller", &apply_args)?;
-    let secret: Secret =
-        serde_json::from_value(json!({"metadata": {"name": "hook"}, "stringData": {"token": "bench-token"}}))?;
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    for object in [
-        json!({"apiVersion": "notify.eddy.dev/v1alpha1", "kind": "Receiver", "metadata": {"name": "push"},
-               "spec": {"type": "github", "secretRef": {"name": "hook"}, "resources": [{"kind": "GitRepository", "name": "app"}]}}),
-        json!({"apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository", "metadata": {"name": "app"},
-               "spec": {"url": git.url("app"), "interval": "1h", "ref": {"branch": "main"}}}),
-        json!({"apiVersion": "apply.eddy.dev/v1alpha1", "kind": "Kustomization", "metadata": {"name": "app"},
-               "spec": {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": "./deploy", "targetNamespace": ns,
-                        "interval": "1h", "timeout": "30s", "prune": true}}),
-    ] {
-        create(client, ns, object).await?;
-    }
-    let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), ns);
-    let receivers: Api<eddy_api::notify::Receiver> = Api::namespaced(client.clone(), ns);
-    let ready_at = |revision: Option<String>| {
-        let kustomizations = kustomizations.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Ok(ks) = kustomizations.get("app").await
-                    && let Some(status) = &ks.status
-                    && conditions::is_ready(&status.conditions, ks.metadata.generation)
-                    && revision
-                        .as_deref()
-                        .is_none_or(|r| status.last_applied_revision.as_deref() == Some(r))
-                {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    anyhow::bail!("the Kustomization did not become Ready at {revision:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    ready_at(None).await?;
-    let path = loop {
-        if let Some(path) = receivers.get("push").await?.status.and_then(|s| s.webhook_path) {
-            break path;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let hook = format!("http://{}{path}", notify.hooks.unwrap());
-    let http = reqwest::Client::new();
-    let mut took = Vec::new();
-    for run in 1..=runs {
-        let sha = repo.commit(&[("deploy/app.yaml", &config(run))], &format!("run {run}"))?;
-        let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": sha}))?;
-        let started = Instant::now();
-        let response = http
-            .post(&hook)
-            .header("X-GitHub-Event", "push")
-            .header("X-Hub-Signature-256", notify_controller_signature("bench-token", &body))
-            .body(body)
-            .send()
+    // The Kustomization and GitRepository carry the controllers' finalizers: they are deleted
+    // while the controllers still run, whatever the runs' outcome, so the namespace can go.
+    let outcome = async {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": "hook"}, "stringData": {"token": "bench-token"}}))?;
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &secret)
             .await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "the webhook answered {}",
-            response.status()
+        for object in [
+            json!({"apiVersion": "notify.eddy.dev/v1alpha1", "kind": "Receiver", "metadata": {"name": "push"},
+                   "spec": {"type": "github", "secretRef": {"name": "hook"}, "resources": [{"kind": "GitRepository", "name": "app"}]}}),
+            json!({"apiVersion": "source.eddy.dev/v1alpha1", "kind": "GitRepository", "metadata": {"name": "app"},
+                   "spec": {"url": git.url("app"), "interval": "1h", "ref": {"branch": "main"}}}),
+            json!({"apiVersion": "apply.eddy.dev/v1alpha1", "kind": "Kustomization", "metadata": {"name": "app"},
+                   "spec": {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": "./deploy", "targetNamespace": ns,
+                            "interval": "1h", "timeout": "30s", "prune": true}}),
+        ] {
+            create(client, ns, object).await?;
+        }
+        let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), ns);
+        let receivers: Api<eddy_api::notify::Receiver> = Api::namespaced(client.clone(), ns);
+        let ready_at = |revision: Option<String>| {
+            let kustomizations = kustomizations.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    if let Ok(ks) = kustomizations.get("app").await
+                        && let Some(status) = &ks.status
+                        && conditions::is_ready(&status.conditions, ks.metadata.generation)
+                        && revision
+                            .as_deref()
+                            .is_none_or(|r| status.last_applied_revision.as_deref() == Some(r))
+                    {
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        anyhow::bail!("the Kustomization did not become Ready at {revision:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        ready_at(None).await?;
+        let path = loop {
+            if let Some(path) = receivers.get("push").await?.status.and_then(|s| s.webhook_path) {
+                break path;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let hook = format!("http://{}{path}", notify.hooks.unwrap());
+        let http = reqwest::Client::new();
+        let mut took = Vec::new();
+        for run in 1..=runs {
+            let sha = repo.commit(&[("deploy/app.yaml", &config(run))], &format!("run {run}"))?;
+            let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": sha}))?;
+            let started = Instant::now();
+            let response = http
+                .post(&hook)
+                .header("X-GitHub-Event", "push")
+                .header("X-Hub-Signature-256", notify_controller_signature("bench-token", &body))
+                .body(body)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "the webhook answered {}",
+                response.status()
+            );
+            ready_at(Some(format!("main@sha1:{sha}"))).await?;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        println!("push to applied: {runs} runs (commit, GitHub push webhook, until Ready at the commit)");
+        println!(
+            "  median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms",
+            percentile(&took, 0.5).as_secs_f64() * 1e3,
+            percentile(&took, 0.9).as_secs_f64() * 1e3,
+            took[0].as_secs_f64() * 1e3,
+            took[took.len() - 1].as_secs_f64() * 1e3
         );
-        ready_at(Some(format!("main@sha1:{sha}"))).await?;
-        took.push(started.elapsed());
+        anyhow::Ok(())
     }
-    took.sort();
-    println!("push to applied: {runs} runs (commit, GitHub push webhook, until Ready at the commit)");
-    println!(
-        "  median {:.0} ms, p90 {:.0} ms, min {:.0} ms, max {:.0} ms",
-        percentile(&took, 0.5).as_secs_f64() * 1e3,
-        percentile(&took, 0.9).as_secs_f64() * 1e3,
-        took[0].as_secs_f64() * 1e3,
-        took[took.len() - 1].as_secs_f64() * 1e3
-    );
-    Ok(())
+    .await;
+    delete_and_wait(Api::<Kustomization>::namespaced(client.clone(), ns)).await;
+    delete_and_wait(Api::<eddy_api::source::GitRepository>::namespaced(client.clone(), ns)).await;
+    outcome
+}
+
+/// Deletes object `app` of `api` and waits up to 30 s until it is gone (its finalizer released).
+async fn delete_and_wait<K>(api: Api<K>)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let _ = api.delete("app", &Default::default()).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(api.get_opt("app").await, Ok(Some(_))) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn notify_controller_signature(token: &str, body: &[u8]) -> String {
