@@ -460,6 +460,8 @@ async fn slack_threads_one_revision_and_secrets_never_leak() {
     let (reason, message) = notify.alert_ready("broken", "False").await;
     assert_eq!(reason, "NotificationDispatchFailed");
     assert!(message.contains("401"), "{message}");
+    // One request per event, each refused once: wait for the three, then see no retry follow.
+    settle(&broken, 3).await;
     assert_eq!(broken.requests().len(), 3, "a 401 is not retried");
     assert_eq!(
         broken.requests()[0].header("x-api-key"),
