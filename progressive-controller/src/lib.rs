@@ -3,6 +3,11 @@
 //! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
 //! around it (leader election, metrics, probes, graceful shutdown) is complete.
 
+pub mod metrics;
+pub mod release;
+pub mod router;
+pub mod webhook;
+
 use eddy_runtime::{self as runtime, RuntimeArgs, report_not_implemented, run_controller};
 
 /// The controller's name: its field manager, event reporter and default Lease name.

@@ -72,6 +72,15 @@ impl JsonSchema for Duration {
     }
 }
 
+/// Schema of a field whose object is passed on as written (another API's structure, e.g. an
+/// Istio traffic policy): any object, kept whole by the API server.
+pub fn free_form_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
 fn parse_go_duration(text: &str) -> Result<std::time::Duration, ParseDurationError> {
     let fail = |reason| ParseDurationError {
         input: text.to_owned(),

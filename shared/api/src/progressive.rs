@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,51 @@ pub struct CanarySpec {
     /// Stop advancing; traffic stays as it is.
     #[serde(default)]
     pub suspend: bool,
+    /// On deletion of the Canary, give the target its replicas back and route the apex Service
+    /// to it before the generated objects go.
+    #[serde(default)]
+    pub revert_on_deletion: bool,
+    /// A HorizontalPodAutoscaler of the target, copied for the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler_ref: Option<AutoscalerReference>,
+}
+
+/// The autoscaler of the target; `<name>-primary` gets a copy that scales the primary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerReference {
+    /// API version, `autoscaling/v2` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind: `HorizontalPodAutoscaler`.
+    pub kind: AutoscalerKind,
+    /// Name of the autoscaler, in the Canary's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Replica bounds of the primary's copy; the target's autoscaler's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_scaler_replicas: Option<ScalerReplicas>,
+}
+
+/// Autoscaler kinds a Canary can copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AutoscalerKind {
+    /// `autoscaling/v2` HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler,
+}
+
+/// Replica bounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalerReplicas {
+    /// Lowest replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+    /// Highest replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_replicas: Option<i32>,
 }
 
 fn default_progress_deadline() -> i32 {
@@ -89,19 +134,30 @@ pub enum TargetKind {
     Deployment,
 }
 
-/// Traffic routers. Closed: an unknown router fails validation instead of falling back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// Traffic routers. Closed: an unknown router fails validation instead of falling back. The
+/// versioned names are Flagger's, so that its Canaries keep their `provider`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum RouterKind {
-    /// Gateway API HTTPRoute weights.
+    /// Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`) weights, matches and mirrors.
+    #[serde(rename = "gatewayapi", alias = "gatewayapi:v1")]
     Gatewayapi,
-    /// NGINX ingress canary annotations.
+    /// Gateway API HTTPRoute at `gateway.networking.k8s.io/v1beta1`.
+    #[serde(rename = "gatewayapi:v1beta1")]
+    GatewayapiV1beta1,
+    /// NGINX ingress canary annotations on a copy of `ingressRef`.
+    #[serde(rename = "nginx")]
     Nginx,
-    /// Istio VirtualService weights.
+    /// Istio VirtualService and DestinationRules.
+    #[serde(rename = "istio")]
     Istio,
-    /// SMI TrafficSplit.
+    /// SMI TrafficSplit `split.smi-spec.io/v1alpha3` (Flagger's `smi` is v1alpha1: see the docs).
+    #[serde(rename = "smi", alias = "smi:v1alpha3")]
     Smi,
-    /// Plain Kubernetes Services: blue/green only.
+    /// SMI TrafficSplit `split.smi-spec.io/v1alpha2`, as Linkerd serves it.
+    #[serde(rename = "smi:v1alpha2", alias = "linkerd")]
+    SmiV1alpha2,
+    /// Plain Kubernetes Services: blue/green by switching the apex Service's selector.
+    #[serde(rename = "kubernetes")]
     Kubernetes,
 }
 
@@ -128,6 +184,36 @@ pub struct CanaryService {
     /// Host names routed to the Service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Istio gateways the VirtualService is bound to (`mesh` when unset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
+    /// Labels and annotations of the apex Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apex: Option<ServiceMetadata>,
+    /// Labels and annotations of `<name>-primary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<ServiceMetadata>,
+    /// Labels and annotations of `<name>-canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<ServiceMetadata>,
+    /// Istio DestinationRule traffic policy, copied as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::meta::free_form_object")]
+    pub traffic_policy: Option<serde_json::Value>,
+    /// Request timeout of the route, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Labels and annotations put on a generated Service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceMetadata {
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 fn default_port_name() -> String {
@@ -188,6 +274,17 @@ pub struct CanaryAnalysis {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[serde(rename = "match")]
     pub match_requests: Vec<RequestMatch>,
+    /// Copy requests to the canary (answers discarded) during blue/green iterations, or during
+    /// the first canary step.
+    #[serde(default)]
+    pub mirror: bool,
+    /// Percentage of requests mirrored; all when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub mirror_weight: Option<i32>,
+    /// Keep a user who reached the canary on the canary, with a cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<SessionAffinity>,
     /// Metric checks run at each step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<CanaryMetric>,
@@ -204,6 +301,23 @@ fn default_threshold() -> i32 {
     1
 }
 
+/// Sticky canary sessions: a user routed to the canary gets a cookie that keeps them there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAffinity {
+    /// Name of the cookie set on answers from the canary.
+    #[schemars(length(min = 1))]
+    pub cookie_name: String,
+    /// Lifetime of the cookie, in seconds.
+    #[serde(default = "default_cookie_max_age")]
+    #[schemars(range(min = 1))]
+    pub max_age: i64,
+}
+
+fn default_cookie_max_age() -> i64 {
+    86_400
+}
+
 /// Release strategies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Strategy {
@@ -215,12 +329,16 @@ pub enum Strategy {
     ABTesting,
 }
 
-/// A request condition for A/B testing: every header listed must match.
+/// A request condition for A/B testing: every header and cookie listed must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestMatch {
     /// Header name to condition.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, StringMatch>,
+    /// Cookie name to condition (Flagger writes these as a regex on the `cookie` header, which
+    /// is accepted too).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cookies: BTreeMap<String, StringMatch>,
 }
 
 /// How a header value is matched. Exactly one field should be set.
@@ -253,6 +371,12 @@ pub struct CanaryMetric {
     /// The MetricTemplate holding the query (not for the built-in metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateReference>,
+    /// A PromQL query written in place, against `metricsServer` (Flagger's deprecated form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Highest accepted value (Flagger's deprecated form of `thresholdRange.max`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
     /// Variables available to the template's query.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub template_variables: BTreeMap<String, String>,
@@ -307,6 +431,12 @@ pub struct CanaryWebhook {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10))]
     pub retries: Option<i32>,
+    /// Accept any certificate from an `https` URL. Only for test setups.
+    #[serde(default, rename = "disableTLS")]
+    pub disable_tls: bool,
+    /// Send no alert for this hook's events (Flagger field; Eddy's events go to Alerts anyway).
+    #[serde(default)]
+    pub mute_alert: bool,
 }
 
 fn default_webhook_timeout() -> Duration {
@@ -367,9 +497,28 @@ pub struct CanaryStatus {
     /// Checksums of the ConfigMaps and Secrets the target uses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tracked_configs: BTreeMap<String, String>,
-    /// The last value of each metric check, with its verdict.
+    /// The last value of each metric and webhook check, with its verdict and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_checks: Vec<CheckResult>,
+    /// The steps of the current or last release, newest last (bounded), for `eddy canary status`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<StepRecord>,
+    /// One-time hooks already run for the revision under analysis (`pre-rollout`,
+    /// `post-rollout`, `rollback`), so that a restart never repeats them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_done: Vec<String>,
+    /// When the last analysis step ran; the next is due an interval later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step_time: Option<MicroTime>,
+    /// Since when the canary or primary has been waited for to be ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<Time>,
+    /// The last `progressive.eddy.dev/promote` value handled (a manual gate answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_promote_at: Option<String>,
+    /// The last `progressive.eddy.dev/abort` value handled (a manual rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_abort_at: Option<String>,
     /// When the phase last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
@@ -419,7 +568,36 @@ pub struct CheckResult {
     /// Why it failed: out of range, no data, unreachable ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When it was observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
+
+/// One analysis step: where traffic was and what the checks said.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// When the step ran.
+    pub time: Time,
+    /// The phase after the step.
+    pub phase: CanaryPhase,
+    /// The canary's weight after the step.
+    pub canary_weight: i32,
+    /// Metric values of the step, by check name (absent: no value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
+    /// Names of the checks that failed in the step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+}
+
+/// Annotation that answers a waiting confirm gate once (`eddy canary promote`); its value is a
+/// token such as a timestamp, handled once.
+pub const PROMOTE_REQUESTED_AT: &str = "progressive.eddy.dev/promote";
+/// Annotation that rolls the current release back (`eddy canary abort`), handled once per value.
+pub const ABORT_REQUESTED_AT: &str = "progressive.eddy.dev/abort";
+/// Annotation that holds the release where it is while `"true"` (`eddy canary pause|resume`).
+pub const PAUSED: &str = "progressive.eddy.dev/paused";
 
 /// A reusable metric query.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,0 +1,1 @@
+//! Metric gates (being written).
