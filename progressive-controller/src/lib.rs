@@ -3,7 +3,9 @@
 //! For now every kind it owns reports Ready=False with reason NotImplemented; the runtime
 //! around it (leader election, metrics, probes, graceful shutdown) is complete.
 
+pub mod decide;
 pub mod metrics;
+pub mod plan;
 pub mod release;
 pub mod router;
 pub mod webhook;
