@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod build;
+mod canary;
 mod check;
 mod components;
 mod git;
@@ -32,9 +33,20 @@ struct ClusterArgs {
     /// The kubeconfig context to use; the current context when unset.
     #[arg(long, global = true)]
     context: Option<String>,
-    /// Namespace of Eddy's controllers.
-    #[arg(short = 'n', long = "namespace", global = true, default_value = "eddy-system")]
-    namespace: String,
+    /// The kubeconfig file; `KUBECONFIG` or `~/.kube/config` when unset.
+    #[arg(long, global = true)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Namespace of Eddy's controllers (eddy-system when unset); for `eddy canary`, the
+    /// Canary's (the context's namespace when unset).
+    #[arg(short = 'n', long = "namespace", global = true)]
+    namespace: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The namespace Eddy's controllers run in.
+    fn controllers_namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("eddy-system")
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,6 +69,9 @@ enum Command {
     Install(install::Install),
     /// Remove Eddy's controllers, release its finalizers, and remove its CRDs as asked.
     Uninstall(install::Uninstall),
+    /// Follow a Canary's release and answer its gates: status, promote, abort, pause, resume.
+    #[command(subcommand)]
+    Canary(canary::CanaryCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,7 +94,7 @@ pub fn main(cli: Cli) -> ExitCode {
         return build.run();
     }
     if let Command::Install(install) = &cli.command
-        && let Some(exported) = install.export(&cli.cluster.namespace)
+        && let Some(exported) = install.export(cli.cluster.controllers_namespace())
     {
         return match exported {
             Ok(yaml) => {
@@ -128,22 +143,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(build) => Ok(build.run()),
         Command::Bootstrap(BootstrapCommand::Git(bootstrap)) => {
             let client = connect(&cli.cluster).await?;
-            bootstrap.run(&client, &cli.cluster.namespace).await?;
+            bootstrap.run(&client, cli.cluster.controllers_namespace()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Install(install) => {
             let client = connect(&cli.cluster).await?;
-            install.run(&client, &cli.cluster.namespace).await?;
+            install.run(&client, cli.cluster.controllers_namespace()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Uninstall(uninstall) => {
             let client = connect(&cli.cluster).await?;
-            uninstall.run(&client, &cli.cluster.namespace).await?;
+            uninstall.run(&client, cli.cluster.controllers_namespace()).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Canary(command) => {
+            let client = connect(&cli.cluster).await?;
+            canary::run(command, &client, cli.cluster.namespace.as_deref()).await
         }
         Command::Check => {
             let client = connect(&cli.cluster).await?;
-            let report = check::run(&client, &cli.cluster.namespace).await?;
+            let report = check::run(&client, cli.cluster.controllers_namespace()).await?;
             print!("{report}");
             Ok(if report.passed() {
                 ExitCode::SUCCESS
@@ -160,7 +179,14 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
         context: args.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = match Kubeconfig::read() {
+    let kubeconfig = match &args.kubeconfig {
+        // A file named on the command line must be read: no falling back to the in-cluster config.
+        Some(path) => {
+            Ok(Kubeconfig::read_from(path).with_context(|| format!("reading the kubeconfig {}", path.display()))?)
+        }
+        None => Kubeconfig::read(),
+    };
+    let config = match kubeconfig {
         Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .context("the kubeconfig cannot be used")?,

@@ -108,7 +108,11 @@ pub enum Action {
     /// Call the webhooks of this type once, not waiting on their verdict.
     RunHooks(WebhookType),
     /// Record an event (and send it to `event` webhooks).
-    Event { warning: bool, reason: &'static str, message: String },
+    Event {
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The outcome of a tick.
@@ -182,6 +186,13 @@ pub fn routes(plan: &Plan, status: &CanaryStatus) -> Routes {
         canary: weight,
         ..Routes::default()
     };
+    if phase == CanaryPhase::Initializing {
+        // Until the primary is ready, the target serves as it did before the Canary.
+        return Routes {
+            canary: 100,
+            ..Routes::default()
+        };
+    }
     if !matches!(
         phase,
         CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Promoting | CanaryPhase::Failed
@@ -217,20 +228,27 @@ pub fn canary_scaled_up(status: &CanaryStatus) -> bool {
     match phase(status) {
         // Before initialisation the target serves as it did; once the primary is up it stops.
         CanaryPhase::Initializing => true,
-        CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Promoting | CanaryPhase::Finalising => true,
+        CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Promoting | CanaryPhase::Finalising => {
+            true
+        }
         // A release that failed after promotion keeps its canary serving (see `Tick::promoting`).
         CanaryPhase::Failed => status.canary_weight > 0,
         _ => false,
     }
 }
 
-/// The checksum a webhook payload carries: the revision under analysis.
+/// The checksum a webhook payload carries: a hash of the revision under analysis (the target's
+/// template and its configs), as Flagger's identifies a revision.
 pub fn checksum(status: &CanaryStatus) -> String {
+    use sha2::{Digest, Sha256};
     let mut text = status.last_applied_spec.clone().unwrap_or_default();
     for (name, sum) in &status.tracked_configs {
         text.push_str(&format!(";{name}={sum}"));
     }
-    text
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn phase(status: &CanaryStatus) -> CanaryPhase {
@@ -252,7 +270,9 @@ fn hook_name(hook: WebhookType) -> String {
 fn due(plan: &Plan, status: &CanaryStatus, now: Timestamp) -> bool {
     match &status.last_step_time {
         None => true,
-        Some(MicroTime(last)) => now.duration_since(*last) >= SignedDuration::try_from(plan.interval).unwrap_or(SignedDuration::MAX),
+        Some(MicroTime(last)) => {
+            now.duration_since(*last) >= SignedDuration::try_from(plan.interval).unwrap_or(SignedDuration::MAX)
+        }
     }
 }
 
@@ -269,7 +289,8 @@ fn until_due(plan: &Plan, status: &CanaryStatus, now: Timestamp) -> Duration {
 
 /// Whether the target changed since the revision under analysis (a new release).
 fn changed(status: &CanaryStatus, seen: &Seen) -> bool {
-    status.last_applied_spec.as_deref() != Some(seen.revision.spec.as_str()) || status.tracked_configs != seen.revision.configs
+    status.last_applied_spec.as_deref() != Some(seen.revision.spec.as_str())
+        || status.tracked_configs != seen.revision.configs
 }
 
 /// Whether a running release restarts because the target changed under it.
@@ -328,7 +349,11 @@ struct Tick<'a> {
 impl Tick<'_> {
     fn run(&mut self) {
         if self.seen.primary.is_none() && phase(&self.status) != CanaryPhase::Initializing {
-            self.event(true, "PrimaryMissing", "the primary workload is gone; initializing again".into());
+            self.event(
+                true,
+                "PrimaryMissing",
+                "the primary workload is gone; initializing again".into(),
+            );
             self.enter(CanaryPhase::Initializing);
         }
         match phase(&self.status) {
@@ -362,7 +387,11 @@ impl Tick<'_> {
         match &self.seen.promote {
             Some(token) if self.status.last_handled_promote_at.as_ref() != Some(token) => {
                 self.status.last_handled_promote_at = Some(token.clone());
-                self.event(false, "PromoteRequested", "promotion confirmed by hand (eddy canary promote)".into());
+                self.event(
+                    false,
+                    "PromoteRequested",
+                    "promotion confirmed by hand (eddy canary promote)".into(),
+                );
                 true
             }
             _ => false,
@@ -400,7 +429,11 @@ impl Tick<'_> {
                 self.status.iterations = 0;
                 self.status.waiting_since = None;
                 self.enter(CanaryPhase::Initialized);
-                self.event(false, "Initialized", "the primary is ready and serves all traffic; the target is scaled to zero".into());
+                self.event(
+                    false,
+                    "Initialized",
+                    "the primary is ready and serves all traffic; the target is scaled to zero".into(),
+                );
                 self.requeue = self.plan.interval;
             }
             Some(_) => {
@@ -467,18 +500,30 @@ impl Tick<'_> {
         }
         let revision = short(&self.seen.revision.spec);
         if self.plan.skip_analysis {
-            self.event(false, "Promoting", format!("new revision {revision}: promoting without analysis (skipAnalysis)"));
+            self.event(
+                false,
+                "Promoting",
+                format!("new revision {revision}: promoting without analysis (skipAnalysis)"),
+            );
             self.actions.push(Action::WritePrimary);
             self.enter(CanaryPhase::Promoting);
             self.requeue = READINESS_POLL;
             return;
         }
         if self.plan.hooks.confirm_rollout {
-            self.event(false, "Waiting", format!("new revision {revision}: waiting for confirm-rollout"));
+            self.event(
+                false,
+                "Waiting",
+                format!("new revision {revision}: waiting for confirm-rollout"),
+            );
             self.enter(CanaryPhase::Waiting);
             self.requeue = Duration::ZERO;
         } else {
-            self.event(false, "Progressing", format!("new revision {revision}: starting the analysis"));
+            self.event(
+                false,
+                "Progressing",
+                format!("new revision {revision}: starting the analysis"),
+            );
             self.enter(CanaryPhase::Progressing);
             self.requeue = READINESS_POLL;
         }
@@ -492,7 +537,10 @@ impl Tick<'_> {
             && self.status.last_handled_abort_at.as_ref() != Some(token)
         {
             self.status.last_handled_abort_at = Some(token.clone());
-            self.roll_back("Aborted", "aborted by hand (eddy canary abort) before it started".into());
+            self.roll_back(
+                "Aborted",
+                "aborted by hand (eddy canary abort) before it started".into(),
+            );
             return;
         }
         if changed(&self.status, self.seen) {
@@ -505,7 +553,11 @@ impl Tick<'_> {
         }
         self.status.last_step_time = Some(MicroTime(self.seen.now));
         if self.gates.confirmed(Gate::ConfirmRollout) || self.manual_promote() {
-            self.event(false, "Progressing", "confirm-rollout passed: starting the analysis".into());
+            self.event(
+                false,
+                "Progressing",
+                "confirm-rollout passed: starting the analysis".into(),
+            );
             self.enter(CanaryPhase::Progressing);
             self.status.last_step_time = None;
             self.requeue = READINESS_POLL;
@@ -529,7 +581,10 @@ impl Tick<'_> {
             self.event(
                 false,
                 "RevisionChanged",
-                format!("new revision {} during the analysis: restarting from weight 0", short(&self.seen.revision.spec)),
+                format!(
+                    "new revision {} during the analysis: restarting from weight 0",
+                    short(&self.seen.revision.spec)
+                ),
             );
             self.start_release();
             return;
@@ -619,11 +674,21 @@ impl Tick<'_> {
                     && !self.gates.confirmed(Gate::ConfirmTrafficIncrease)
                     && !self.manual_promote()
                 {
-                    self.event(false, "Waiting", format!("confirm-traffic-increase holds the weight at {}", self.status.canary_weight));
+                    self.event(
+                        false,
+                        "Waiting",
+                        format!(
+                            "confirm-traffic-increase holds the weight at {}",
+                            self.status.canary_weight
+                        ),
+                    );
                     return;
                 }
                 // A mirrored release spends its first step mirroring, at weight 0.
-                if self.plan.mirror.is_some() && self.status.canary_weight == 0 && !self.status.hooks_done.iter().any(|h| h == MIRRORED) {
+                if self.plan.mirror.is_some()
+                    && self.status.canary_weight == 0
+                    && !self.status.hooks_done.iter().any(|h| h == MIRRORED)
+                {
                     self.status.hooks_done.push(MIRRORED.into());
                     self.event(false, "Mirroring", "mirroring requests to the canary".into());
                     return;
@@ -640,9 +705,16 @@ impl Tick<'_> {
                 );
             }
             Move::Promote => {
-                if self.plan.hooks.confirm_promotion && !self.gates.confirmed(Gate::ConfirmPromotion) && !self.manual_promote() {
+                if self.plan.hooks.confirm_promotion
+                    && !self.gates.confirmed(Gate::ConfirmPromotion)
+                    && !self.manual_promote()
+                {
                     if phase(&self.status) != CanaryPhase::WaitingPromotion {
-                        self.event(false, "WaitingPromotion", "waiting for confirm-promotion (or eddy canary promote)".into());
+                        self.event(
+                            false,
+                            "WaitingPromotion",
+                            "waiting for confirm-promotion (or eddy canary promote)".into(),
+                        );
                     }
                     self.enter(CanaryPhase::WaitingPromotion);
                     return;
@@ -651,7 +723,11 @@ impl Tick<'_> {
                     // Blue/green switches all traffic to the tested canary, then promotes.
                     self.status.canary_weight = 100;
                 }
-                self.event(false, "Promoting", format!("copying revision {} to the primary", short(&self.seen.revision.spec)));
+                self.event(
+                    false,
+                    "Promoting",
+                    format!("copying revision {} to the primary", short(&self.seen.revision.spec)),
+                );
                 self.actions.push(Action::WritePrimary);
                 self.status.waiting_since = None;
                 self.enter(CanaryPhase::Promoting);
@@ -672,7 +748,10 @@ impl Tick<'_> {
                 self.event(
                     false,
                     "RevisionChanged",
-                    format!("new revision {} before promotion: restarting from weight 0", short(&self.seen.revision.spec)),
+                    format!(
+                        "new revision {} before promotion: restarting from weight 0",
+                        short(&self.seen.revision.spec)
+                    ),
                 );
                 self.start_release();
                 return;
@@ -710,13 +789,21 @@ impl Tick<'_> {
                 }
                 self.status.last_step_time = Some(MicroTime(self.seen.now));
                 self.status.canary_weight -= step;
-                self.event(false, "WeightDecreased", format!("primary weight {}%", 100 - self.status.canary_weight));
+                self.event(
+                    false,
+                    "WeightDecreased",
+                    format!("primary weight {}%", 100 - self.status.canary_weight),
+                );
                 self.requeue = self.plan.interval;
             }
             _ => {
                 self.status.canary_weight = 0;
                 self.enter(CanaryPhase::Finalising);
-                self.event(false, "Finalising", "the primary is ready and serves all traffic".into());
+                self.event(
+                    false,
+                    "Finalising",
+                    "the primary is ready and serves all traffic".into(),
+                );
                 self.requeue = Duration::ZERO;
             }
         }
@@ -727,7 +814,14 @@ impl Tick<'_> {
         self.status.last_promoted_spec = self.status.last_applied_spec.clone();
         self.status.canary_weight = 0;
         self.enter(CanaryPhase::Succeeded);
-        self.event(false, "Succeeded", format!("revision {} promoted", short(self.status.last_applied_spec.as_deref().unwrap_or_default())));
+        self.event(
+            false,
+            "Succeeded",
+            format!(
+                "revision {} promoted",
+                short(self.status.last_applied_spec.as_deref().unwrap_or_default())
+            ),
+        );
         self.run_post_rollout();
         self.requeue = self.plan.interval;
     }

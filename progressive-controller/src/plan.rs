@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use eddy_api::progressive::{
-    CanarySpec, RequestMatch, RouterKind, SessionAffinity, Strategy, WebhookType,
-};
+use eddy_api::progressive::{CanarySpec, RequestMatch, RouterKind, SessionAffinity, Strategy, WebhookType};
 
 /// Weight added per step when a canary strategy names neither `stepWeight` nor `stepWeights`.
 pub const DEFAULT_STEP_WEIGHT: i32 = 10;
@@ -171,10 +169,7 @@ fn ladder(step_weights: Vec<i32>, step_weight: Option<i32>, max_weight: Option<i
         let max = max_weight.unwrap_or(100);
         let ladder: Vec<i32> = step_weights.into_iter().filter(|w| *w <= max).collect();
         return match ladder.is_empty() {
-            true => Err(PlanError::MaxWeight {
-                max,
-                step: 0,
-            }),
+            true => Err(PlanError::MaxWeight { max, step: 0 }),
             false => Ok(ladder),
         };
     }
@@ -204,7 +199,11 @@ mod tests {
 
     #[test]
     fn step_weight_climbs_to_max_weight() {
-        let plan = Plan::new(&spec(serde_json::json!({"stepWeight": 20, "maxWeight": 50}), "gatewayapi"), false).unwrap();
+        let plan = Plan::new(
+            &spec(serde_json::json!({"stepWeight": 20, "maxWeight": 50}), "gatewayapi"),
+            false,
+        )
+        .unwrap();
         assert_eq!(plan.strategy, Strategy::Canary);
         assert_eq!(plan.ladder, vec![20, 40, 50]);
         assert_eq!(plan.next_weight(40), Some(50));
@@ -213,10 +212,18 @@ mod tests {
 
     #[test]
     fn step_weights_are_the_ladder() {
-        let plan = Plan::new(&spec(serde_json::json!({"stepWeights": [5, 25, 50, 100]}), "gatewayapi"), false).unwrap();
+        let plan = Plan::new(
+            &spec(serde_json::json!({"stepWeights": [5, 25, 50, 100]}), "gatewayapi"),
+            false,
+        )
+        .unwrap();
         assert_eq!(plan.ladder, vec![5, 25, 50, 100]);
         assert_eq!(plan.max_weight(), 100);
-        let err = Plan::new(&spec(serde_json::json!({"stepWeights": [5, 50, 25]}), "gatewayapi"), false).unwrap_err();
+        let err = Plan::new(
+            &spec(serde_json::json!({"stepWeights": [5, 50, 25]}), "gatewayapi"),
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err, PlanError::Ladder(vec![5, 50, 25]));
     }
 
@@ -243,7 +250,16 @@ mod tests {
     #[test]
     fn what_a_router_cannot_do_is_refused() {
         let err = Plan::new(&spec(serde_json::json!({"strategy": "Canary"}), "kubernetes"), false).unwrap_err();
-        assert!(matches!(err, PlanError::Router { router: "kubernetes", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                PlanError::Router {
+                    router: "kubernetes",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = Plan::new(&spec(serde_json::json!({"interval": "500ms"}), "istio"), false).unwrap_err();
         assert!(err.to_string().contains("shortest interval"), "{err}");
     }

@@ -96,7 +96,12 @@ impl Release {
 
     /// `metadata` for a generated object named `name`: namespace, the Canary's label, the
     /// leave-alone annotations and the owner reference, merged with `labels` and `annotations`.
-    pub fn metadata(&self, name: &str, labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>) -> Value {
+    pub fn metadata(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Value {
         let mut labels = labels.clone();
         labels.insert(CANARY_LABEL.into(), self.name.clone());
         let mut annotations = annotations.clone();

@@ -6,8 +6,10 @@ pub mod apiserver;
 pub mod git;
 pub mod latency;
 pub mod matrix;
+pub mod prometheus;
 pub mod registry;
 pub mod standin_node;
+pub mod traffic;
 pub mod webhook;
 
 use std::net::{SocketAddr, TcpListener};

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use eddy_api::progressive::{CanarySpec, CanaryPhase, CanaryStatus, CheckResult, WebhookType};
+use eddy_api::progressive::{CanaryPhase, CanarySpec, CanaryStatus, CheckResult, WebhookType};
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 
 use super::*;
-use proptest::strategy::Strategy as Generator;
 use crate::plan::Plan;
+use proptest::strategy::Strategy as Generator;
 
 fn spec(analysis: serde_json::Value) -> CanarySpec {
     serde_json::from_value(serde_json::json!({
@@ -118,7 +118,13 @@ impl World {
 }
 
 /// Runs ticks until `until` holds or `limit` ticks passed; returns the statuses seen.
-fn run(plan: &Plan, world: &mut World, status: &mut CanaryStatus, limit: usize, until: impl Fn(&CanaryStatus) -> bool) -> Vec<CanaryStatus> {
+fn run(
+    plan: &Plan,
+    world: &mut World,
+    status: &mut CanaryStatus,
+    limit: usize,
+    until: impl Fn(&CanaryStatus) -> bool,
+) -> Vec<CanaryStatus> {
     let mut seen = Vec::new();
     for _ in 0..limit {
         let decision = world.tick(plan, status);
@@ -134,7 +140,9 @@ fn run(plan: &Plan, world: &mut World, status: &mut CanaryStatus, limit: usize, 
 
 fn initialized(plan: &Plan, world: &mut World) -> CanaryStatus {
     let mut status = CanaryStatus::default();
-    run(plan, world, &mut status, 5, |s| s.phase == Some(CanaryPhase::Initialized));
+    run(plan, world, &mut status, 5, |s| {
+        s.phase == Some(CanaryPhase::Initialized)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Initialized));
     status
 }
@@ -146,9 +154,16 @@ fn initialization_writes_the_primary_then_waits_for_it() {
     let first = world.tick(&plan, &CanaryStatus::default());
     assert_eq!(first.status.phase, Some(CanaryPhase::Initializing));
     assert!(first.actions.contains(&Action::WritePrimary));
-    assert!(canary_scaled_up(&first.status), "the target serves until the primary is ready");
+    assert!(
+        canary_scaled_up(&first.status),
+        "the target serves until the primary is ready"
+    );
     let waiting = world.tick(&plan, &first.status);
-    assert_eq!(waiting.status.phase, Some(CanaryPhase::Initializing), "the primary is not ready yet");
+    assert_eq!(
+        waiting.status.phase,
+        Some(CanaryPhase::Initializing),
+        "the primary is not ready yet"
+    );
     world.advance(Duration::from_secs(1));
     let done = world.tick(&plan, &waiting.status);
     assert_eq!(done.status.phase, Some(CanaryPhase::Initialized));
@@ -163,7 +178,9 @@ fn a_healthy_canary_walks_every_step_and_is_promoted() {
     let mut world = World::new();
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
-    let statuses = run(&plan, &mut world, &mut status, 40, |s| s.phase == Some(CanaryPhase::Succeeded));
+    let statuses = run(&plan, &mut world, &mut status, 40, |s| {
+        s.phase == Some(CanaryPhase::Succeeded)
+    });
     let weights: Vec<i32> = statuses.iter().map(|s| s.canary_weight).collect();
     let mut ladder: Vec<i32> = weights.clone();
     ladder.dedup();
@@ -178,7 +195,11 @@ fn a_healthy_canary_walks_every_step_and_is_promoted() {
     // 100, each with its value in the history.
     let weights: Vec<i32> = status.history.iter().map(|step| step.canary_weight).collect();
     assert_eq!(weights, vec![0, 5, 25, 50, 100]);
-    assert!(status.history[1..].iter().all(|step| step.values.contains_key("request-success-rate")));
+    assert!(
+        status.history[1..]
+            .iter()
+            .all(|step| step.values.contains_key("request-success-rate"))
+    );
 }
 
 #[test]
@@ -189,15 +210,28 @@ fn failed_checks_reaching_the_threshold_roll_back() {
     world.revision = "rev-2".into();
     run(&plan, &mut world, &mut status, 10, |s| s.canary_weight == 40);
     world.checks_pass = false;
-    let statuses = run(&plan, &mut world, &mut status, 10, |s| s.phase == Some(CanaryPhase::Failed));
+    let statuses = run(&plan, &mut world, &mut status, 10, |s| {
+        s.phase == Some(CanaryPhase::Failed)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Failed));
     assert_eq!(status.failed_checks, 2);
     assert_eq!(status.canary_weight, 0);
     assert_eq!(routes(&plan, &status), Routes::primary_only());
     assert!(!canary_scaled_up(&status));
-    assert!(statuses.iter().all(|s| s.canary_weight <= 40), "no step after a failed check");
-    assert_eq!(world.primary.as_ref().unwrap().revision.as_deref(), Some("rev-1"), "never promoted");
-    let last = status.last_checks.iter().find(|c| c.name == "request-success-rate").unwrap();
+    assert!(
+        statuses.iter().all(|s| s.canary_weight <= 40),
+        "no step after a failed check"
+    );
+    assert_eq!(
+        world.primary.as_ref().unwrap().revision.as_deref(),
+        Some("rev-1"),
+        "never promoted"
+    );
+    let last = status
+        .last_checks
+        .iter()
+        .find(|c| c.name == "request-success-rate")
+        .unwrap();
     assert_eq!((last.value, last.passed), (Some(80.0), false));
     assert!(last.time.is_some());
 }
@@ -209,10 +243,16 @@ fn a_failed_canary_starts_again_on_the_next_revision_only() {
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
     world.checks_pass = false;
-    run(&plan, &mut world, &mut status, 10, |s| s.phase == Some(CanaryPhase::Failed));
+    run(&plan, &mut world, &mut status, 10, |s| {
+        s.phase == Some(CanaryPhase::Failed)
+    });
     world.checks_pass = true;
     let idle = world.tick(&plan, &status);
-    assert_eq!(idle.status.phase, Some(CanaryPhase::Failed), "the failed revision is not retried");
+    assert_eq!(
+        idle.status.phase,
+        Some(CanaryPhase::Failed),
+        "the failed revision is not retried"
+    );
     world.revision = "rev-3".into();
     let again = world.tick(&plan, &status);
     assert_eq!(again.status.phase, Some(CanaryPhase::Progressing));
@@ -262,7 +302,9 @@ fn confirm_promotion_holds_until_promoted_by_hand() {
     assert_eq!(status.phase, Some(CanaryPhase::WaitingPromotion));
     assert_eq!(status.canary_weight, 100);
     world.promote = Some("t1".into());
-    run(&plan, &mut world, &mut status, 10, |s| s.phase == Some(CanaryPhase::Succeeded));
+    run(&plan, &mut world, &mut status, 10, |s| {
+        s.phase == Some(CanaryPhase::Succeeded)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Succeeded));
     assert_eq!(status.last_handled_promote_at.as_deref(), Some("t1"));
 }
@@ -278,7 +320,9 @@ fn confirm_rollout_waits_with_the_canary_scaled_down() {
     assert_eq!(status.phase, Some(CanaryPhase::Waiting));
     assert!(!canary_scaled_up(&status));
     world.confirm = true;
-    run(&plan, &mut world, &mut status, 5, |s| s.phase == Some(CanaryPhase::Progressing));
+    run(&plan, &mut world, &mut status, 5, |s| {
+        s.phase == Some(CanaryPhase::Progressing)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Progressing));
 }
 
@@ -302,15 +346,27 @@ fn blue_green_iterates_then_switches_all_traffic_and_promotes() {
     let mut world = World::new();
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
-    let statuses = run(&plan, &mut world, &mut status, 20, |s| s.phase == Some(CanaryPhase::Succeeded));
+    let statuses = run(&plan, &mut world, &mut status, 20, |s| {
+        s.phase == Some(CanaryPhase::Succeeded)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Succeeded));
     let analysing: Vec<&CanaryStatus> = statuses
         .iter()
         .filter(|s| s.phase == Some(CanaryPhase::Progressing))
         .collect();
-    assert!(analysing.iter().all(|s| routes(&plan, s) == Routes::primary_only()), "no traffic during iterations");
-    let promoting = statuses.iter().find(|s| s.phase == Some(CanaryPhase::Promoting)).unwrap();
-    assert_eq!(routes(&plan, promoting).canary, 100, "switched to the tested canary while the primary updates");
+    assert!(
+        analysing.iter().all(|s| routes(&plan, s) == Routes::primary_only()),
+        "no traffic during iterations"
+    );
+    let promoting = statuses
+        .iter()
+        .find(|s| s.phase == Some(CanaryPhase::Promoting))
+        .unwrap();
+    assert_eq!(
+        routes(&plan, promoting).canary,
+        100,
+        "switched to the tested canary while the primary updates"
+    );
     let analysed = status.history.iter().filter(|step| !step.values.is_empty()).count();
     assert_eq!(analysed, 3, "one analysis per iteration, as Flagger counts them");
 }
@@ -321,8 +377,13 @@ fn ab_testing_routes_matching_requests_only() {
     let mut world = World::new();
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
-    let statuses = run(&plan, &mut world, &mut status, 20, |s| s.phase == Some(CanaryPhase::Succeeded));
-    let progressing = statuses.iter().find(|s| s.phase == Some(CanaryPhase::Progressing)).unwrap();
+    let statuses = run(&plan, &mut world, &mut status, 20, |s| {
+        s.phase == Some(CanaryPhase::Succeeded)
+    });
+    let progressing = statuses
+        .iter()
+        .find(|s| s.phase == Some(CanaryPhase::Progressing))
+        .unwrap();
     let routed = routes(&plan, progressing);
     assert_eq!((routed.primary, routed.canary, routed.matches.len()), (100, 0, 1));
     assert_eq!(routes(&plan, &status), Routes::primary_only());
@@ -335,10 +396,17 @@ fn mirroring_comes_before_the_first_weight() {
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
     let statuses = run(&plan, &mut world, &mut status, 20, |s| s.canary_weight == 50);
-    let mirrored = statuses.iter().find(|s| routes(&plan, s).mirror.is_some()).expect("a mirrored step");
+    let mirrored = statuses
+        .iter()
+        .find(|s| routes(&plan, s).mirror.is_some())
+        .expect("a mirrored step");
     assert_eq!(mirrored.canary_weight, 0);
     assert_eq!(routes(&plan, mirrored).mirror, Some(40));
-    assert_eq!(routes(&plan, &status).mirror, None, "no mirroring once traffic is weighted");
+    assert_eq!(
+        routes(&plan, &status).mirror,
+        None,
+        "no mirroring once traffic is weighted"
+    );
 }
 
 #[test]
@@ -385,14 +453,20 @@ fn promotion_waits_for_a_ready_primary_and_keeps_traffic_on_the_canary() {
     let mut world = World::new();
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
-    run(&plan, &mut world, &mut status, 10, |s| s.phase == Some(CanaryPhase::Promoting));
+    run(&plan, &mut world, &mut status, 10, |s| {
+        s.phase == Some(CanaryPhase::Promoting)
+    });
     assert_eq!(status.canary_weight, 100);
     // The primary's rollout never completes.
     for _ in 0..5 {
         world.now = world.now.checked_add(Duration::from_secs(5)).unwrap();
         world.primary.as_mut().unwrap().ready = false;
         status = world.tick(&plan, &status).status;
-        assert_eq!(routes(&plan, &status).canary, 100, "no traffic to a primary that is not ready");
+        assert_eq!(
+            routes(&plan, &status).canary,
+            100,
+            "no traffic to a primary that is not ready"
+        );
     }
     world.now = world.now.checked_add(Duration::from_secs(60)).unwrap();
     status = world.tick(&plan, &status).status;
@@ -422,7 +496,9 @@ fn skip_analysis_promotes_directly() {
     let mut world = World::new();
     let mut status = initialized(&plan, &mut world);
     world.revision = "rev-2".into();
-    let statuses = run(&plan, &mut world, &mut status, 10, |s| s.phase == Some(CanaryPhase::Succeeded));
+    let statuses = run(&plan, &mut world, &mut status, 10, |s| {
+        s.phase == Some(CanaryPhase::Succeeded)
+    });
     assert_eq!(status.phase, Some(CanaryPhase::Succeeded));
     assert!(statuses.iter().all(|s| s.canary_weight == 0));
 }
@@ -437,13 +513,20 @@ fn a_step_is_not_taken_before_the_interval() {
     let early = world.tick(&plan, &status);
     assert_eq!(early.status.canary_weight, 10);
     assert!(early.requeue <= Duration::from_secs(30));
-    assert!(gates_needed(&plan, &status, &world.seen()).is_empty(), "no gate is called early");
+    assert!(
+        gates_needed(&plan, &status, &world.seen()).is_empty(),
+        "no gate is called early"
+    );
 }
 
 /// What may happen to a Canary between two ticks.
 #[derive(Clone, Debug)]
 enum Event {
-    Tick { pass: bool, confirm: bool, ready: bool },
+    Tick {
+        pass: bool,
+        confirm: bool,
+        ready: bool,
+    },
     NewRevision,
     Promote,
     Abort,
@@ -463,12 +546,20 @@ fn event() -> impl Generator<Value = Event> {
 
 fn analysis() -> impl Generator<Value = serde_json::Value> {
     let hooks = prop::collection::vec(
-        prop::sample::select(vec!["confirm-rollout", "pre-rollout", "confirm-traffic-increase", "confirm-promotion", "post-rollout"]),
+        prop::sample::select(vec![
+            "confirm-rollout",
+            "pre-rollout",
+            "confirm-traffic-increase",
+            "confirm-promotion",
+            "post-rollout",
+        ]),
         0..3,
     );
     let weights = prop_oneof![
-        (1..=50i32, 10..=100i32).prop_map(|(step, max)| serde_json::json!({"stepWeight": step, "maxWeight": max.max(step)})),
-        prop::collection::btree_set(1..=100i32, 1..5).prop_map(|set| serde_json::json!({"stepWeights": set.into_iter().collect::<Vec<_>>()})),
+        (1..=50i32, 10..=100i32)
+            .prop_map(|(step, max)| serde_json::json!({"stepWeight": step, "maxWeight": max.max(step)})),
+        prop::collection::btree_set(1..=100i32, 1..5)
+            .prop_map(|set| serde_json::json!({"stepWeights": set.into_iter().collect::<Vec<_>>()})),
         (1..=5i32).prop_map(|n| serde_json::json!({"iterations": n})),
     ];
     (weights, hooks, 1..=3i32, any::<bool>()).prop_map(|(mut analysis, hooks, threshold, mirror)| {
@@ -564,8 +655,7 @@ proptest! {
 /// Whether traffic moved by at most one step: the canary's share went up by one rung (or to
 /// 100 for a blue/green switch), or back to the primary.
 fn one_move(plan: &Plan, before: &Routes, after: &Routes) -> bool {
-    after.canary == before.canary
-        || after.canary < before.canary
+    after.canary <= before.canary
         || Some(after.canary) == plan.next_weight(before.canary)
         || (plan.strategy == eddy_api::progressive::Strategy::BlueGreen && after.canary == 100)
 }

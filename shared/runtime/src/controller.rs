@@ -265,6 +265,16 @@ pub struct StatusWriteError {
     source: kube::Error,
 }
 
+impl StatusWriteError {
+    /// The failure to write the status of `object` (`Kind/namespace/name`).
+    pub fn new(object: impl Into<String>, source: kube::Error) -> Self {
+        Self {
+            object: object.into(),
+            source,
+        }
+    }
+}
+
 impl ControllerError for StatusWriteError {
     fn reason(&self) -> &'static str {
         "StatusWriteFailed"

@@ -42,8 +42,9 @@ async fn wait_until_leading(client: &Client, ns: &str, lease: &str, process: &Co
     .await;
 }
 
-/// MetricTemplates: their controller (progressive-controller) does not reconcile them yet, which
-/// makes them the objects to observe the runtime's own behaviour on.
+/// MetricTemplates: the simplest objects a controller reconciles (progressive-controller checks
+/// that their query renders), which makes them the objects to observe the runtime's own
+/// behaviour on.
 fn template(name: &str, labels: serde_json::Value) -> MetricTemplate {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "progressive.eddy.dev/v1alpha1",
@@ -171,14 +172,14 @@ async fn standby_replica_waits_then_takes_over_when_the_leader_stops() {
         || async { ready_condition(&repos, "after-takeover").await },
     )
     .await;
-    assert_eq!(ready.reason, "NotImplemented");
+    assert_eq!(ready.reason, "ReconciliationSucceeded");
     delete_namespace(&client, &ns).await;
 }
 
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/test runs it)"]
-async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
-    let (client, ns) = cluster_namespace("placeholder").await;
+async fn metric_templates_say_whether_their_query_renders_and_reconcile_requests_are_handled() {
+    let (client, ns) = cluster_namespace("templates").await;
     let repos: Api<MetricTemplate> = Api::namespaced(client.clone(), &ns);
     let process = ControllerProcess::start(
         "progressive-controller",
@@ -197,13 +198,24 @@ async fn controller_reports_not_implemented_and_handles_reconcile_requests() {
         ready_condition(&repos, "app").await
     })
     .await;
-    assert_eq!(ready.status, "False");
-    assert_eq!(ready.reason, "NotImplemented");
-    assert_eq!(
-        ready.message,
-        "progressive-controller does not reconcile MetricTemplate objects yet"
-    );
+    assert_eq!(ready.status, "True", "{ready:?}");
     assert_eq!(ready.observed_generation, Some(1));
+
+    let mut broken = template("broken", serde_json::json!({}));
+    broken.spec.query = "sum(rate(http_requests_total{pod=~\"{{ podname }}\"}[1m]))".into();
+    repos.create(&PostParams::default(), &broken).await.unwrap();
+    let stalled = eventually(
+        Duration::from_secs(30),
+        "Ready on the broken MetricTemplate",
+        || async { ready_condition(&repos, "broken").await },
+    )
+    .await;
+    assert_eq!(stalled.status, "False");
+    assert!(
+        stalled.message.contains("podname"),
+        "the unknown variable is named: {}",
+        stalled.message
+    );
     let first_transition = ready.last_transition_time.clone();
 
     let request =

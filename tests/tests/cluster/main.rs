@@ -2,6 +2,8 @@
 //! and stops it). One test binary, one module per area.
 
 mod api;
+mod canary;
+mod canary_cli;
 mod cli;
 mod controllers;
 mod drift_watch;
@@ -13,5 +15,6 @@ mod leave_alone;
 mod live_cache;
 mod notify;
 mod ocirepository;
+mod routers;
 mod server_side_apply;
 mod ssa;

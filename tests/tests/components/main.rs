@@ -1,5 +1,8 @@
 //! Component tests against real servers started on 127.0.0.1 (no Kubernetes): Git over smart
-//! HTTP and SSH, and a Matrix homeserver (Synapse).
+//! HTTP and SSH, a Matrix homeserver (Synapse), Prometheus for the Canary metric gates, and HTTP
+//! endpoints for the Canary webhooks.
 
+mod canary_webhooks;
 mod git;
 mod matrix;
+mod metric_gates;
