@@ -19,6 +19,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod release;
 pub mod router;
+pub mod telemetry;
 pub mod templates;
 pub mod webhook;
 pub mod workload;
@@ -72,7 +73,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         query_timeout: flags.query_timeout,
     };
     runtime::run(NAME, flags.runtime, move |ctx| async move {
-        let shared = Arc::new(reconcile::Shared::new(settings));
+        let metrics = telemetry::CanaryMetrics::register(&ctx.metrics);
+        let shared = Arc::new(reconcile::Shared::new(settings, metrics));
         let (canaries_api, canaries_watch) = watch_scope::<Canary>(&ctx).await?;
         let (canary_controller, canaries) = controller_and_store(canaries_api, canaries_watch);
         // A change of a target's spec starts its release at once rather than at the next

@@ -28,6 +28,7 @@ use crate::gates::{self, GateSettings};
 use crate::plan::Plan;
 use crate::release::{self, Release};
 use crate::router::{self, RouterError, RouterInputs};
+use crate::telemetry::CanaryMetrics;
 use crate::workload::{self, WorkloadError};
 
 /// The finalizer of a Canary with `revertOnDeletion`.
@@ -75,14 +76,17 @@ impl ControllerError for Error {
 pub struct Shared {
     /// Settings of the gates (default Prometheus, timeouts).
     pub gates: GateSettings,
+    /// The Canaries' metrics.
+    pub metrics: CanaryMetrics,
     /// Per Canary uid: the hash of what was last written to the router and the Services.
     written: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
-    pub fn new(gates: GateSettings) -> Self {
+    pub fn new(gates: GateSettings, metrics: CanaryMetrics) -> Self {
         Self {
             gates,
+            metrics,
             written: Mutex::default(),
         }
     }
@@ -108,6 +112,12 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
     let uid = canary.uid().unwrap_or_default();
     if canary.meta().deletion_timestamp.is_some() {
         shared.forget(&uid);
+        let checks: Vec<String> = canary
+            .status
+            .iter()
+            .flat_map(|s| s.last_checks.iter().map(|c| c.name.clone()))
+            .collect();
+        shared.metrics.forget(&namespace, &canary.name_any(), &checks);
         return finalize(&canary, &ctx, &object).await;
     }
     ensure_finalizer(&canary, &ctx, &object).await?;
@@ -184,6 +194,17 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
     );
     if next != status {
         write(&canary, &ctx, &object, next.clone()).await?;
+    }
+    shared.metrics.observe(&namespace, &canary.name_any(), &next);
+    // A step that follows the previous one with nothing waited for in between (readiness,
+    // a restart) ran late by whatever exceeds the interval.
+    if let (Some(before), Some(now)) = (&status.last_step_time, &next.last_step_time)
+        && before != now
+        && status.waiting_since.is_none()
+        && status.phase == next.phase
+    {
+        let since = Duration::try_from(now.0.duration_since(before.0)).unwrap_or_default();
+        shared.metrics.step_ran(since.saturating_sub(plan.interval));
     }
 
     // The world follows the status: Services, then traffic, then the canary's scale, so that
