@@ -843,3 +843,85 @@ async fn promotion_never_routes_to_a_primary_that_is_not_ready() {
     server.abort();
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn a_canary_that_cannot_be_released_says_why() {
+    let rig = Rig::start("canary-invalid", Behaviour::healthy(), false).await;
+    // The kubernetes router switches the apex Service: it cannot split by weight.
+    rig.create_canary(json!({
+        "provider": "kubernetes",
+        "targetRef": {"kind": "Deployment", "name": "web"},
+        "service": {"port": 80},
+        "analysis": {"strategy": "Canary", "stepWeight": 10}
+    }))
+    .await;
+    let stalled = eventually(Duration::from_secs(30), "Stalled on the Canary", || async {
+        let canary = rig.canaries().get("web").await.ok()?;
+        eddy_api::conditions::get(&canary.status?.conditions, "Stalled").cloned()
+    })
+    .await;
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert!(stalled.message.contains("kubernetes router cannot"), "{}", stalled.message);
+    assert_eq!(replicas(&rig.deployment("web").await), 2, "the target is left alone");
+
+    let missing: Api<Canary> = rig.canaries();
+    missing
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "progressive.eddy.dev/v1alpha1",
+                "kind": "Canary",
+                "metadata": {"name": "ghost"},
+                "spec": {
+                    "provider": "kubernetes",
+                    "targetRef": {"kind": "Deployment", "name": "ghost"},
+                    "service": {"port": 80}
+                }
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ready = eventually(Duration::from_secs(30), "Ready on the Canary without target", || async {
+        let canary = missing.get("ghost").await.ok()?;
+        eddy_api::conditions::get(&canary.status?.conditions, "Ready").cloned()
+    })
+    .await;
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "TargetNotFound"));
+    assert!(ready.message.contains(&format!("Deployment/{}/ghost", rig.ns)), "{}", ready.message);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn revert_on_deletion_gives_the_target_its_traffic_back() {
+    let rig = Rig::start("canary-revert", Behaviour::healthy(), false).await;
+    rig.create_canary(json!({
+        "provider": "kubernetes",
+        "targetRef": {"kind": "Deployment", "name": "web"},
+        "service": {"port": 80, "targetPort": 8080},
+        "revertOnDeletion": true,
+        "analysis": {"interval": "1s", "iterations": 2}
+    }))
+    .await;
+    rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
+    eventually(Duration::from_secs(20), "the target scaled to zero", || async {
+        (replicas(&rig.deployment("web").await) == 0).then_some(())
+    })
+    .await;
+    rig.canaries()
+        .delete("web", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(RELEASE_LIMIT, "the Canary gone", || async {
+        rig.canaries().get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&rig.deployment("web").await), 2, "the target has its replicas back");
+    let services: Api<Service> = Api::namespaced(rig.client.clone(), &rig.ns);
+    let apex = services.get("web").await.expect("the apex Service stays");
+    assert_eq!(apex.spec.unwrap().selector.unwrap()["app"], "web", "and selects the target's pods");
+    assert!(apex.metadata.owner_references.unwrap_or_default().is_empty());
+    rig.stop().await;
+}
