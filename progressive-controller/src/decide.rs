@@ -674,14 +674,20 @@ impl Tick<'_> {
                     && !self.gates.confirmed(Gate::ConfirmTrafficIncrease)
                     && !self.manual_promote()
                 {
-                    self.event(
-                        false,
-                        "Waiting",
-                        format!(
-                            "confirm-traffic-increase holds the weight at {}",
-                            self.status.canary_weight
-                        ),
-                    );
+                    // Said once per weight, not at every step the gate stays closed.
+                    let history = &self.status.history;
+                    let held_before =
+                        history.len() >= 2 && history[history.len() - 2].canary_weight == self.status.canary_weight;
+                    if !held_before {
+                        self.event(
+                            false,
+                            "Waiting",
+                            format!(
+                                "confirm-traffic-increase holds the weight at {}",
+                                self.status.canary_weight
+                            ),
+                        );
+                    }
                     return;
                 }
                 // A mirrored release spends its first step mirroring, at weight 0.

@@ -131,16 +131,18 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
     let target = match workload::read_target(&ctx.client, &namespace, &canary.spec.target_ref.name).await {
         Ok(target) => target,
         Err(err @ WorkloadError::TargetMissing { .. }) => {
-            let mut status = status;
+            let mut next = status.clone();
             let generation = canary.meta().generation;
             conditions::mark_failed(
-                &mut status.conditions,
+                &mut next.conditions,
                 "TargetNotFound",
                 err.to_string(),
                 generation,
                 Timestamp::now(),
             );
-            write(&canary, &ctx, &object, status).await?;
+            if next != status {
+                write(&canary, &ctx, &object, next).await?;
+            }
             return Ok(Action::requeue(plan.interval.max(Duration::from_secs(5))));
         }
         Err(err) => return Err(err.into()),
