@@ -862,7 +862,11 @@ async fn a_canary_that_cannot_be_released_says_why() {
     })
     .await;
     assert_eq!(stalled.reason, "InvalidSpec");
-    assert!(stalled.message.contains("kubernetes router cannot"), "{}", stalled.message);
+    assert!(
+        stalled.message.contains("kubernetes router cannot"),
+        "{}",
+        stalled.message
+    );
     assert_eq!(replicas(&rig.deployment("web").await), 2, "the target is left alone");
 
     let missing: Api<Canary> = rig.canaries();
@@ -883,13 +887,24 @@ async fn a_canary_that_cannot_be_released_says_why() {
         )
         .await
         .unwrap();
-    let ready = eventually(Duration::from_secs(30), "Ready on the Canary without target", || async {
-        let canary = missing.get("ghost").await.ok()?;
-        eddy_api::conditions::get(&canary.status?.conditions, "Ready").cloned()
-    })
+    let ready = eventually(
+        Duration::from_secs(30),
+        "Ready on the Canary without target",
+        || async {
+            let canary = missing.get("ghost").await.ok()?;
+            eddy_api::conditions::get(&canary.status?.conditions, "Ready").cloned()
+        },
+    )
     .await;
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "TargetNotFound"));
-    assert!(ready.message.contains(&format!("Deployment/{}/ghost", rig.ns)), "{}", ready.message);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "TargetNotFound")
+    );
+    assert!(
+        ready.message.contains(&format!("Deployment/{}/ghost", rig.ns)),
+        "{}",
+        ready.message
+    );
     rig.stop().await;
 }
 
@@ -918,10 +933,180 @@ async fn revert_on_deletion_gives_the_target_its_traffic_back() {
         rig.canaries().get_opt("web").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert_eq!(replicas(&rig.deployment("web").await), 2, "the target has its replicas back");
+    assert_eq!(
+        replicas(&rig.deployment("web").await),
+        2,
+        "the target has its replicas back"
+    );
     let services: Api<Service> = Api::namespaced(rig.client.clone(), &rig.ns);
     let apex = services.get("web").await.expect("the apex Service stays");
-    assert_eq!(apex.spec.unwrap().selector.unwrap()["app"], "web", "and selects the target's pods");
+    assert_eq!(
+        apex.spec.unwrap().selector.unwrap()["app"],
+        "web",
+        "and selects the target's pods"
+    );
     assert!(apex.metadata.owner_references.unwrap_or_default().is_empty());
+    rig.stop().await;
+}
+
+/// The canary weights of the HTTPRoute `web` as the API server holds it, polled until `done`.
+async fn route_weights_until(rig: &Rig, done: impl AsyncFn() -> bool) -> Vec<i64> {
+    let routes: Api<DynamicObject> = Api::namespaced_with(rig.client.clone(), &rig.ns, &httproute());
+    let mut weights: Vec<i64> = Vec::new();
+    let started = Instant::now();
+    while !done().await {
+        if let Ok(Some(route)) = routes.get_opt("web").await {
+            let weight = canary_weight(&serde_json::to_value(&route).unwrap());
+            if weights.last() != Some(&weight) {
+                weights.push(weight);
+            }
+        }
+        assert!(started.elapsed() < RELEASE_LIMIT, "still going after {weights:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    weights
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn step_weight_climbs_to_max_weight_then_promotes() {
+    let (hooks, addr, server) = Hooks::start().await;
+    let rig = Rig::start("canary-stepweight", Behaviour::healthy(), false).await;
+    rig.create_canary(weighted_spec(json!({"analysis": {
+        "interval": "1s",
+        "stepWeights": null,
+        "stepWeight": 20,
+        "maxWeight": 50,
+        "metrics": null,
+        "webhooks": [hook("rollout", addr)]
+    }})))
+    .await;
+    rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
+    rig.release("example/web:2").await;
+    let weights = route_weights_until(&rig, async || rig.phase().await == Some(CanaryPhase::Succeeded)).await;
+    let climb: Vec<i64> = weights.iter().copied().filter(|w| *w > 0).collect();
+    assert_eq!(climb, vec![20, 40, 50], "stepWeight 20 up to maxWeight 50: {weights:?}");
+    assert!(hooks.calls("rollout") >= 3, "every step was checked");
+    assert_eq!(image(&rig.deployment("web-primary").await), "example/web:2");
+    server.abort();
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn eddy_canary_pause_holds_the_weight_until_resume() {
+    let (_hooks, addr, server) = Hooks::start().await;
+    let rig = Rig::start("canary-pause", Behaviour::healthy(), false).await;
+    rig.create_canary(weighted_spec(json!({"analysis": {
+        "interval": "1s",
+        "stepWeights": [10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+        "metrics": null,
+        "webhooks": [hook("rollout", addr)]
+    }})))
+    .await;
+    rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
+    rig.release("example/web:2").await;
+    eventually(RELEASE_LIMIT, "the canary at 20% or more", || async {
+        let status = rig.canaries().get("web").await.ok()?.status?;
+        (status.canary_weight >= 20).then_some(())
+    })
+    .await;
+    let eddy = |verb: &'static str| {
+        let ns = rig.ns.clone();
+        async move {
+            let output = tokio::process::Command::new(workspace_binary("eddy"))
+                .args(["canary", verb, "web", "-n", &ns])
+                .env("KUBECONFIG", eddy_tests::kubeconfig_path())
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "eddy canary {verb}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    eddy("pause").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = rig.canaries().get("web").await.unwrap().status.unwrap().canary_weight;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let status = rig.canaries().get("web").await.unwrap().status.unwrap();
+    assert_eq!(status.canary_weight, held, "paused at {held}%");
+    assert_eq!(status.phase, Some(CanaryPhase::Progressing));
+    let paused = eddy_api::conditions::get(&status.conditions, "Reconciling")
+        .cloned()
+        .unwrap();
+    assert!(paused.message.contains("paused"), "{}", paused.message);
+    eddy("resume").await;
+    rig.wait_for_phase(CanaryPhase::Succeeded, RELEASE_LIMIT).await;
+    server.abort();
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn a_changed_config_map_starts_a_release_and_its_copy_is_promoted() {
+    let rig = Rig::start("canary-config", Behaviour::healthy(), false).await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(rig.client.clone(), &rig.ns);
+    let settings = |greeting: &str| {
+        serde_json::from_value(json!({"metadata": {"name": "settings"}, "data": {"greeting": greeting}})).unwrap()
+    };
+    maps.create(&PostParams::default(), &settings("hello")).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(rig.client.clone(), &rig.ns);
+    let mount = json!({"spec": {"template": {"spec": {
+        "volumes": [{"name": "settings", "configMap": {"name": "settings"}}],
+        "containers": [{"name": "web", "envFrom": [{"configMapRef": {"name": "settings"}}]}]
+    }}}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Strategic(&mount))
+        .await
+        .unwrap();
+    rig.create_canary(json!({
+        "provider": "kubernetes",
+        "targetRef": {"kind": "Deployment", "name": "web"},
+        "service": {"port": 80, "targetPort": 8080},
+        "analysis": {"interval": "1s", "iterations": 1}
+    }))
+    .await;
+    let initialized = rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
+    let tracked = initialized.status.unwrap().tracked_configs;
+    assert!(tracked.contains_key("ConfigMap/settings"), "{tracked:?}");
+    let copy = maps
+        .get("settings-primary")
+        .await
+        .expect("the primary's copy of the ConfigMap");
+    assert_eq!(copy.data.unwrap()["greeting"], "hello");
+    let primary = rig.deployment("web-primary").await;
+    let pod = primary.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.volumes.unwrap()[0].config_map.as_ref().unwrap().name,
+        "settings-primary"
+    );
+    assert_eq!(
+        pod.containers[0].env_from.as_ref().unwrap()[0]
+            .config_map_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "settings-primary"
+    );
+
+    // Only the ConfigMap changes: a new revision all the same.
+    maps.replace("settings", &PostParams::default(), &{
+        let mut changed = maps.get("settings").await.unwrap();
+        changed.data = Some([("greeting".to_owned(), "bonjour".to_owned())].into());
+        changed
+    })
+    .await
+    .unwrap();
+    rig.wait_for_phase(CanaryPhase::Succeeded, RELEASE_LIMIT).await;
+    let copy = maps.get("settings-primary").await.unwrap();
+    assert_eq!(
+        copy.data.unwrap()["greeting"],
+        "bonjour",
+        "the promoted primary reads the new data"
+    );
+    assert_eq!(image(&rig.deployment("web-primary").await), "example/web:1");
     rig.stop().await;
 }
