@@ -530,9 +530,8 @@ impl Tick<'_> {
     }
 
     fn waiting(&mut self) {
-        if self.plan.paused {
-            return;
-        }
+        // An abort is answered even while paused: pausing holds traffic, it does not hold back
+        // a rollback.
         if let Some(token) = &self.seen.abort
             && self.status.last_handled_abort_at.as_ref() != Some(token)
         {
@@ -541,6 +540,9 @@ impl Tick<'_> {
                 "Aborted",
                 "aborted by hand (eddy canary abort) before it started".into(),
             );
+            return;
+        }
+        if self.plan.paused {
             return;
         }
         if changed(&self.status, self.seen) {
@@ -567,14 +569,14 @@ impl Tick<'_> {
     }
 
     fn progressing(&mut self) {
-        if self.plan.paused {
-            return;
-        }
         if let Some(token) = &self.seen.abort
             && self.status.last_handled_abort_at.as_ref() != Some(token)
         {
             self.status.last_handled_abort_at = Some(token.clone());
             self.roll_back("Aborted", "rolled back by hand (eddy canary abort)".into());
+            return;
+        }
+        if self.plan.paused {
             return;
         }
         if changed(&self.status, self.seen) {

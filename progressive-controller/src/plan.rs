@@ -110,6 +110,12 @@ impl Plan {
                 what: "split traffic by weight or by request (it switches the apex Service)",
             });
         }
+        if kubernetes && analysis.step_weight_promotion.is_some() {
+            return Err(PlanError::Router {
+                router: "kubernetes",
+                what: "move traffic back to the primary in steps (stepWeightPromotion)",
+            });
+        }
         if kubernetes && analysis.mirror {
             return Err(PlanError::Router {
                 router: "kubernetes",

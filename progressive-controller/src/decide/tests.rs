@@ -659,3 +659,25 @@ fn one_move(plan: &Plan, before: &Routes, after: &Routes) -> bool {
         || Some(after.canary) == plan.next_weight(before.canary)
         || (plan.strategy == eddy_api::progressive::Strategy::BlueGreen && after.canary == 100)
 }
+
+#[test]
+fn abort_is_answered_while_paused() {
+    let running = plan(serde_json::json!({"stepWeight": 10}));
+    let mut world = World::new();
+    let mut status = initialized(&running, &mut world);
+    world.revision = "rev-2".into();
+    run(&running, &mut world, &mut status, 10, |s| s.canary_weight == 20);
+    let paused = Plan::new(&spec(serde_json::json!({"stepWeight": 10})), true).unwrap();
+    world.abort = Some("a1".into());
+    let aborted = world.tick(&paused, &status);
+    assert_eq!(aborted.status.phase, Some(CanaryPhase::Failed));
+    assert_eq!(routes(&paused, &aborted.status), Routes::primary_only());
+}
+
+#[test]
+fn the_kubernetes_router_refuses_stepped_promotion() {
+    let mut spec = spec(serde_json::json!({"iterations": 2, "stepWeightPromotion": 10}));
+    spec.provider = eddy_api::progressive::RouterKind::Kubernetes;
+    let err = Plan::new(&spec, false).unwrap_err();
+    assert!(err.to_string().contains("stepWeightPromotion"), "{err}");
+}

@@ -1110,3 +1110,32 @@ async fn a_changed_config_map_starts_a_release_and_its_copy_is_promoted() {
     assert_eq!(image(&rig.deployment("web-primary").await), "example/web:1");
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local control plane and Prometheus (scripts/test runs them)"]
+async fn a_router_asked_for_what_it_cannot_do_stalls_the_canary_with_the_reason() {
+    let rig = Rig::start("canary-refused", Behaviour::healthy(), false).await;
+    // SMI's TrafficSplit has weights only: no A/B matches.
+    rig.create_canary(json!({
+        "provider": "smi",
+        "targetRef": {"kind": "Deployment", "name": "web"},
+        "service": {"port": 80, "targetPort": 8080},
+        "analysis": {"interval": "1s", "iterations": 2, "match": [{"headers": {"x-canary": {"exact": "1"}}}]}
+    }))
+    .await;
+    rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
+    rig.release("example/web:2").await;
+    let stalled = eventually(RELEASE_LIMIT, "Stalled on the Canary", || async {
+        let canary = rig.canaries().get("web").await.ok()?;
+        eddy_api::conditions::get(&canary.status?.conditions, "Stalled").cloned()
+    })
+    .await;
+    assert_eq!(stalled.reason, "RouterRefused");
+    assert!(stalled.message.contains("smi"), "{}", stalled.message);
+    assert_eq!(
+        image(&rig.deployment("web-primary").await),
+        "example/web:1",
+        "nothing promoted"
+    );
+    rig.stop().await;
+}
