@@ -12,6 +12,7 @@
 //! as soon as a target changes; everything else read from the API server when a tick needs it.
 //! Nothing is stored outside the Canary's status.
 
+pub mod compat;
 pub mod decide;
 pub mod gates;
 pub mod metrics;

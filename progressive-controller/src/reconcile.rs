@@ -161,12 +161,15 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
         };
         return stall(&canary, &ctx, status, "NoSelectorLabel", err.to_string()).await;
     };
-    let release = Release::new(&canary, selector);
+    let release = Release::new(&canary, selector).with_target_ports(&target.deployment);
     let primary = workload::read_primary(&ctx.client, &release).await?;
 
     // Traffic first follows the status as written: after a restart, or a write whose routing
     // was lost, the step the status names gets a whole interval of traffic before it is judged.
-    let restored = converge_routes(&ctx, &shared, &canary, &release, &plan, &status).await?;
+    let restored = match converge_routes(&ctx, &shared, &canary, &release, &plan, &status).await {
+        Ok(restored) => restored,
+        Err(err) => return router_failure(&canary, &ctx, status, err).await,
+    };
     let analysing = matches!(
         status.phase,
         Some(CanaryPhase::Progressing | CanaryPhase::WaitingPromotion)
@@ -178,8 +181,10 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
     let seen = Seen {
         now: Timestamp::now(),
         revision: target.revision.clone(),
-        primary: primary.as_ref().map(workload::workload),
-        canary: workload::workload(&target.deployment),
+        primary: primary
+            .as_ref()
+            .map(|primary| workload::workload(primary, canary.spec.primary_ready_threshold())),
+        canary: workload::workload(&target.deployment, canary.spec.canary_ready_threshold()),
         promote: canary.annotations().get(PROMOTE_REQUESTED_AT).cloned(),
         abort: canary.annotations().get(ABORT_REQUESTED_AT).cloned(),
     };
@@ -193,6 +198,7 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
         &plan,
         canary.meta().generation,
         canary.annotations().get(RECONCILE_REQUESTED_AT),
+        &crate::compat::ignored_fields(&canary.spec),
     );
     if next != status {
         write(&canary, &ctx, &object, next.clone()).await?;
@@ -211,7 +217,9 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
 
     // The world follows the status: Services, then traffic, then the canary's scale, so that
     // the target is scaled down only once traffic left it.
-    converge_routes(&ctx, &shared, &canary, &release, &plan, &next).await?;
+    if let Err(err) = converge_routes(&ctx, &shared, &canary, &release, &plan, &next).await {
+        return router_failure(&canary, &ctx, next, err).await;
+    }
     let primary_replicas = primary.as_ref().map(workload::replicas);
     for action in &decision.actions {
         match action {
@@ -246,12 +254,20 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>, shared: Arc<Share
 
 /// The conditions that say where the release is: Ready True when a revision is fully released
 /// and nothing runs, Reconciling while a release runs, Ready False after a rollback.
-fn describe(status: &mut CanaryStatus, plan: &Plan, generation: Option<i64>, requested: Option<&String>) {
+fn describe(
+    status: &mut CanaryStatus,
+    plan: &Plan,
+    generation: Option<i64>,
+    requested: Option<&String>,
+    ignored: &[String],
+) {
     let now = Timestamp::now();
     let phase = status.phase.unwrap_or(CanaryPhase::Initializing);
     let revision = status.last_applied_spec.clone().unwrap_or_default();
     let revision = revision.get(..12).unwrap_or(&revision).to_owned();
     let conditions = &mut status.conditions;
+    // Described only when the spec could be released: whatever stalled it is gone.
+    conditions::remove(conditions, conditions::STALLED);
     match phase {
         CanaryPhase::Initialized | CanaryPhase::Succeeded => {
             let message = match phase {
@@ -267,16 +283,9 @@ fn describe(status: &mut CanaryStatus, plan: &Plan, generation: Option<i64>, req
                     "revision {revision} was promoted but the primary is not ready; the canary keeps {weight}% of traffic"
                 ),
             };
-            conditions::set(
-                conditions,
-                conditions::READY,
-                Status::False,
-                "RolledBack",
-                message,
-                generation,
-                now,
-            );
-            conditions::remove(conditions, conditions::RECONCILING);
+            // Stalled: only a new revision of the target changes this, so health checks (kstatus)
+            // read a rolled-back Canary as failed rather than in progress.
+            conditions::mark_stalled(conditions, "RolledBack", message, generation, now);
         }
         _ if plan.paused => {
             conditions::mark_reconciling(
@@ -309,6 +318,11 @@ fn describe(status: &mut CanaryStatus, plan: &Plan, generation: Option<i64>, req
         generation,
         now,
     );
+    if !ignored.is_empty()
+        && let Some(ready) = status.conditions.iter_mut().find(|c| c.type_ == conditions::READY)
+    {
+        ready.message = format!("{}; accepted but not acted on: {}", ready.message, ignored.join("; "));
+    }
     status.observed_generation = generation;
     status.last_handled_reconcile_at = requested.cloned();
 }
@@ -332,6 +346,34 @@ async fn write(canary: &Canary, ctx: &Context, object: &str, status: CanaryStatu
         object: object.to_owned(),
         source,
     })
+}
+
+/// A router that cannot write what the status asks: a Canary asking for what its router cannot
+/// do (or lacking what it needs) stalls with the reason; an object the API server refuses (its
+/// CRD missing, a webhook refusing) is a failure retried.
+async fn router_failure(canary: &Canary, ctx: &Context, status: CanaryStatus, err: Error) -> Result<Action, Error> {
+    match err {
+        Error::Router(RouterError::Apply { .. }) => {
+            let object = format!("{}/{}", canary.namespace().unwrap_or_default(), canary.name_any());
+            let mut next = status.clone();
+            let message = err.to_string();
+            let generation = canary.meta().generation;
+            conditions::mark_failed(
+                &mut next.conditions,
+                "RouterFailed",
+                message.clone(),
+                generation,
+                Timestamp::now(),
+            );
+            if next != status {
+                write(canary, ctx, &object, next).await?;
+                ctx.events.record(canary, Report::error("RouterFailed", message)).await;
+            }
+            Ok(Action::requeue(Duration::from_secs(10)))
+        }
+        Error::Router(refused) => stall(canary, ctx, status, "RouterRefused", refused.to_string()).await,
+        other => Err(other),
+    }
 }
 
 /// A spec that cannot be released: Stalled, with the reason, until the Canary changes.
@@ -573,7 +615,7 @@ async fn finalize(canary: &Canary, ctx: &Context, object: &str) -> Result<Action
                 let replicas = primary.as_ref().map(workload::replicas).unwrap_or(1).max(1);
                 workload::scale(&ctx.client, &namespace, &release.target, replicas).await?;
             }
-            if !workload::workload(&target.deployment).ready {
+            if !workload::workload(&target.deployment, canary.spec.canary_ready_threshold()).ready {
                 // Traffic moves back only to a target that serves.
                 return Ok(Action::requeue(decide::READINESS_POLL));
             }

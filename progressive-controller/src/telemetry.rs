@@ -95,7 +95,9 @@ impl CanaryMetrics {
             _ => 0,
         };
         self.status.get_or_create(&labels).set(outcome);
-        self.failed_checks.get_or_create(&labels).set(i64::from(status.failed_checks));
+        self.failed_checks
+            .get_or_create(&labels)
+            .set(i64::from(status.failed_checks));
         for check in &status.last_checks {
             if let Some(value) = check.value.filter(|v| v.is_finite()) {
                 let labels = CheckLabels {

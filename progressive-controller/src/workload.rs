@@ -382,16 +382,18 @@ pub async fn scale(client: &Client, namespace: &str, name: &str, replicas: i32) 
 }
 
 /// What the release needs of a Deployment: ready means every desired replica runs the current
-/// template and is available, and the controller has seen the current generation. A Deployment
-/// scaled to zero is not ready (it serves nothing).
-pub fn workload(deployment: &Deployment) -> Workload {
+/// template, no old one is left, `ready_threshold` percent of them (rounded down, as Flagger's
+/// `primaryReadyThreshold` and `canaryReadyThreshold`) are available, and the controller has
+/// seen the current generation. A Deployment scaled to zero is not ready (it serves nothing).
+pub fn workload(deployment: &Deployment, ready_threshold: i32) -> Workload {
     let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
     let observed = status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    let available_needed = i64::from(desired) * i64::from(ready_threshold.clamp(0, 100)) / 100;
     let ready = desired > 0
         && observed
         && status.updated_replicas.unwrap_or(0) >= desired
-        && status.available_replicas.unwrap_or(0) >= desired
+        && i64::from(status.available_replicas.unwrap_or(0)) >= available_needed
         && status.replicas.unwrap_or(0) <= desired;
     Workload {
         ready,
@@ -516,16 +518,59 @@ mod tests {
             "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
         }))
         .unwrap();
-        assert!(workload(&deployment).ready);
+        assert!(workload(&deployment, 100).ready);
         deployment.status.as_mut().unwrap().observed_generation = Some(1);
         assert!(
-            !workload(&deployment).ready,
+            !workload(&deployment, 100).ready,
             "the rollout of generation 2 is not seen yet"
         );
         deployment.status.as_mut().unwrap().observed_generation = Some(2);
         deployment.status.as_mut().unwrap().replicas = Some(3);
-        assert!(!workload(&deployment).ready, "an old replica still runs");
+        assert!(!workload(&deployment, 100).ready, "an old replica still runs");
         deployment.spec.as_mut().unwrap().replicas = Some(0);
-        assert!(!workload(&deployment).ready, "scaled to zero serves nothing");
+        assert!(!workload(&deployment, 100).ready, "scaled to zero serves nothing");
+    }
+
+    fn rolled_out(replicas: i32, available: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": 1},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": available,
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_ready_threshold_is_the_percentage_of_replicas_that_must_be_available() {
+        assert!(
+            !workload(&rolled_out(4, 3), 100).ready,
+            "all four are needed by default"
+        );
+        assert!(workload(&rolled_out(4, 4), 100).ready);
+        assert!(workload(&rolled_out(4, 3), 75).ready);
+        assert!(!workload(&rolled_out(4, 2), 75).ready);
+        assert!(
+            workload(&rolled_out(3, 1), 50).ready,
+            "half of three rounds down to one, as in Flagger"
+        );
+        assert!(workload(&rolled_out(2, 0), 0).ready, "0% waits for the rollout only");
+    }
+
+    #[test]
+    fn a_low_ready_threshold_still_waits_for_every_replica_to_be_updated() {
+        let mut deployment = rolled_out(4, 4);
+        deployment.status.as_mut().unwrap().updated_replicas = Some(3);
+        assert!(
+            !workload(&deployment, 50).ready,
+            "one replica still runs the old template"
+        );
+        let mut deployment = rolled_out(4, 4);
+        deployment.status.as_mut().unwrap().replicas = Some(5);
+        assert!(!workload(&deployment, 50).ready, "an old replica is still terminating");
     }
 }

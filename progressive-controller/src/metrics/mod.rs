@@ -567,6 +567,8 @@ mod tests {
                 address: "https://thanos.example".into(),
                 secret_ref: None,
                 insecure_skip_verify: true,
+                headers: Default::default(),
+                region: None,
             },
             query: r#"sum(rate(errors{ns="{{ namespace }}",svc="{{ service }}",ing="{{ ingress }}",x="{{ variables.x }}"}[{{ interval }}]))"#.into(),
         };

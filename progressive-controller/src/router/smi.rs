@@ -126,6 +126,7 @@ mod tests {
             session_affinity: Some(SessionAffinity {
                 cookie_name: "c".into(),
                 max_age: 60,
+                ..SessionAffinity::default()
             }),
             ..weighted(90, 10)
         };

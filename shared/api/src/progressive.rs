@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -39,14 +40,24 @@ use crate::meta::{Duration, LocalObjectReference};
 pub struct CanarySpec {
     /// The workload to release.
     pub target_ref: TargetReference,
-    /// How traffic is split between primary and canary.
+    /// How traffic is split between primary and canary. `istio` when unset, the default of
+    /// Flagger's `-mesh-provider` flag, which Eddy does not have: a Canary says its router.
+    #[serde(default)]
     pub provider: RouterKind,
     /// Prometheus address for the built-in metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_server: Option<String>,
     /// The Ingress to clone for the `nginx` router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress_ref: Option<LocalObjectReference>,
+    pub ingress_ref: Option<IngressReference>,
+    /// Flagger's APISIX route, for its `apisix` provider. Eddy has no such router: accepted and
+    /// unused (reported as ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_ref: Option<PeerObjectReference>,
+    /// Flagger's Gloo Upstream template, for its `gloo` provider. Eddy has no such router:
+    /// accepted and unused (reported as ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ref: Option<PeerObjectReference>,
     /// The Services the controller generates and how they route.
     pub service: CanaryService,
     /// The analysis that gates each step.
@@ -71,6 +82,68 @@ pub struct CanarySpec {
     pub autoscaler_ref: Option<AutoscalerReference>,
 }
 
+/// The percentage of a workload's replicas that must be available for it to count as ready,
+/// when the Canary does not say (Flagger's).
+pub const DEFAULT_READY_THRESHOLD: i32 = 100;
+
+impl CanarySpec {
+    /// `analysis.primaryReadyThreshold`, or [`DEFAULT_READY_THRESHOLD`].
+    pub fn primary_ready_threshold(&self) -> i32 {
+        self.analysis
+            .as_ref()
+            .and_then(|analysis| analysis.primary_ready_threshold)
+            .unwrap_or(DEFAULT_READY_THRESHOLD)
+    }
+
+    /// `analysis.canaryReadyThreshold`, or [`DEFAULT_READY_THRESHOLD`].
+    pub fn canary_ready_threshold(&self) -> i32 {
+        self.analysis
+            .as_ref()
+            .and_then(|analysis| analysis.canary_ready_threshold)
+            .unwrap_or(DEFAULT_READY_THRESHOLD)
+    }
+}
+
+/// The Ingress the `nginx` router copies, in the Canary's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressReference {
+    /// API version; only `networking.k8s.io/v1` is read, whatever is written here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind: `Ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<IngressKind>,
+    /// Name of the Ingress.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kinds an `ingressRef` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IngressKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+}
+
+/// A reference to another project's object (Flagger's `routeRef` and `upstreamRef`), kept so
+/// that Flagger Canaries apply unchanged; Eddy reads nothing it names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerObjectReference {
+    /// API version of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Kind of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the object.
+    pub name: String,
+    /// Namespace of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
 /// The autoscaler of the target; `<name>-primary` gets a copy that scales the primary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +159,11 @@ pub struct AutoscalerReference {
     /// Replica bounds of the primary's copy; the target's autoscaler's when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_scaler_replicas: Option<ScalerReplicas>,
+    /// Flagger's queries for the primary's KEDA ScaledObject, by trigger name. A
+    /// HorizontalPodAutoscaler has no queries (its metrics are copied as written): accepted and
+    /// unused (reported as ignored).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primary_scaler_queries: BTreeMap<String, String>,
 }
 
 /// Autoscaler kinds a Canary can copy.
@@ -135,8 +213,9 @@ pub enum TargetKind {
 }
 
 /// Traffic routers. Closed: an unknown router fails validation instead of falling back. The
-/// versioned names are Flagger's, so that its Canaries keep their `provider`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+/// versioned names are Flagger's, so that its Canaries keep their `provider`. A Canary without
+/// one gets `istio`, written into the object by the API server (the schema's default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RouterKind {
     /// Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`) weights, matches and mirrors.
     #[serde(rename = "gatewayapi", alias = "gatewayapi:v1")]
@@ -149,6 +228,7 @@ pub enum RouterKind {
     Nginx,
     /// Istio VirtualService and DestinationRules.
     #[serde(rename = "istio")]
+    #[default]
     Istio,
     /// SMI TrafficSplit `split.smi-spec.io/v1alpha3` (Flagger's `smi` is v1alpha1: see the docs).
     #[serde(rename = "smi", alias = "smi:v1alpha3")]
@@ -159,6 +239,41 @@ pub enum RouterKind {
     /// Plain Kubernetes Services: blue/green by switching the apex Service's selector.
     #[serde(rename = "kubernetes")]
     Kubernetes,
+}
+
+impl RouterKind {
+    /// Every `provider` value a Canary may give, Flagger's aliases included: the schema's enum.
+    pub const ACCEPTED: [&'static str; 10] = [
+        "gatewayapi",
+        "gatewayapi:v1",
+        "gatewayapi:v1beta1",
+        "nginx",
+        "istio",
+        "smi",
+        "smi:v1alpha3",
+        "smi:v1alpha2",
+        "linkerd",
+        "kubernetes",
+    ];
+}
+
+/// Written by hand because the derived schema would list the variants' names only, and the
+/// API server would then refuse the aliases (`gatewayapi:v1`, `linkerd`) that serde accepts.
+impl JsonSchema for RouterKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RouterKind".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": RouterKind::ACCEPTED,
+        })
+    }
 }
 
 /// The Services generated for the release: `<name>`, `<name>-primary` and `<name>-canary`.
@@ -174,10 +289,25 @@ pub struct CanaryService {
     /// Name of the port.
     #[serde(default = "default_port_name")]
     pub port_name: String,
-    /// Container port; `port` when unset.
+    /// Container port, by number or name; `port` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub target_port: Option<i32>,
+    pub target_port: Option<IntOrString>,
+    /// `appProtocol` of the Services' port (e.g. `http`, `kubernetes.io/h2c`). With the `istio`
+    /// router, `TCP` makes the VirtualService route TCP instead of HTTP, as in Flagger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+    /// Add the other ports of the target's first container to the generated Services (named as
+    /// the container names them, `tcp-<container>-<index>` otherwise).
+    #[serde(default)]
+    pub port_discovery: bool,
+    /// Generate headless Services (`clusterIP: None`). The API server refuses to change the
+    /// `clusterIP` of an existing Service: switching an existing Canary means deleting its
+    /// Services first.
+    #[serde(default)]
+    pub headless: bool,
+    /// `trafficDistribution` of the generated Services: prefer endpoints close to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<TrafficDistribution>,
     /// Gateways the HTTPRoute attaches to (router `gatewayapi`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_refs: Vec<GatewayReference>,
@@ -187,6 +317,10 @@ pub struct CanaryService {
     /// Istio gateways the VirtualService is bound to (`mesh` when unset).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
+    /// Flagger's Istio delegation (a VirtualService without hosts and gateways, included by
+    /// another). Eddy's VirtualService always has both: accepted and unused (reported as ignored).
+    #[serde(default)]
+    pub delegation: bool,
     /// Labels and annotations of the apex Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apex: Option<ServiceMetadata>,
@@ -203,6 +337,231 @@ pub struct CanaryService {
     /// Request timeout of the route, e.g. `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Timeout of each request to a backend, retries included (`gatewayapi`: the rules'
+    /// `timeouts.backendRequest`, which may not exceed `timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_timeout: Option<String>,
+    /// Requests the routes serve (`istio`: each route's `match`; `gatewayapi`: each rule's
+    /// `matches`, for what Gateway API can match on). A/B conditions are added to each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "match")]
+    pub match_requests: Vec<HttpMatchRequest>,
+    /// Rewrite of the path and host of requests (`istio`: `rewrite`; `gatewayapi`: a
+    /// `URLRewrite` filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<HttpRewrite>,
+    /// Retries of failed requests (`istio` only: Gateway API's standard channel has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<HttpRetry>,
+    /// Headers added, set and removed on requests and answers (`istio`: `headers`;
+    /// `gatewayapi`: header modifier filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HeaderOperations>,
+    /// Cross-origin resource sharing (`istio`: `corsPolicy`; `gatewayapi`: a `CORS` filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_policy: Option<CorsPolicy>,
+    /// Further Services every request is copied to (`gatewayapi`: `RequestMirror` filters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirror: Vec<RequestMirror>,
+    /// Flagger's App Mesh mesh name. Eddy has no App Mesh router: accepted and unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_name: Option<String>,
+    /// Flagger's App Mesh backends. Eddy has no App Mesh router: accepted and unused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
+    /// Label and annotation keys of the generated objects that Flagger must leave alone. Eddy
+    /// applies server-side and never removes what other field managers wrote, so nothing needs
+    /// naming: accepted and unused (reported as ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged_metadata: Option<UnmanagedMetadata>,
+}
+
+/// Where a Service prefers to send traffic (`spec.trafficDistribution`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TrafficDistribution {
+    /// Endpoints topologically close to the client.
+    PreferClose,
+    /// Endpoints in the client's zone.
+    PreferSameZone,
+    /// Endpoints on the client's node.
+    PreferSameNode,
+}
+
+/// A request condition on the routes (Istio's `HTTPMatchRequest`): every field set must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpMatchRequest {
+    /// Name of the condition, for logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<StringMatch>,
+    /// The scheme (`http`, `https`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<StringMatch>,
+    /// The method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatch>,
+    /// The authority (host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<StringMatch>,
+    /// Headers, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, StringMatch>,
+    /// Headers that must not match, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub without_headers: BTreeMap<String, StringMatch>,
+    /// Query parameters, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query_params: BTreeMap<String, StringMatch>,
+    /// The port the request was addressed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Labels of the calling workload (Istio, `mesh` gateway only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_labels: BTreeMap<String, String>,
+    /// Namespace of the calling workload (Istio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_namespace: Option<String>,
+    /// Istio gateways the condition applies to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
+    /// Match the path without regard to case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_uri_case: Option<bool>,
+}
+
+/// A rewrite of the path and host of requests before they reach the Services.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRewrite {
+    /// The new path, or prefix (see `type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The new host (`Host`/`:authority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
+    /// How `uri` replaces the path (Gateway API); Istio replaces the matched prefix.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub rewrite_type: Option<RewriteType>,
+}
+
+/// How a rewrite replaces the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RewriteType {
+    /// The whole path becomes `uri` (the default).
+    ReplaceFullPath,
+    /// The matched prefix of the path becomes `uri`.
+    ReplacePrefixMatch,
+}
+
+/// Retries of failed requests (Istio's `HTTPRetry`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRetry {
+    /// Number of retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// Timeout of each attempt, e.g. `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<String>,
+    /// The failures retried, e.g. `gateway-error,connect-failure,refused-stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<String>,
+}
+
+/// Header changes on requests (before they reach the Services) and on answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeaderOperations {
+    /// Changes to requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperation>,
+    /// Changes to answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperation>,
+}
+
+/// Headers to add, overwrite and remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HeaderOperation {
+    /// Headers appended to any value already there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Headers set, replacing any value already there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Headers removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A cross-origin resource sharing policy (Istio's `CorsPolicy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsPolicy {
+    /// Origins allowed, exactly as written (Istio's older form of `allowOrigins`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origin: Vec<String>,
+    /// Origins allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_origins: Vec<StringMatch>,
+    /// Methods allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    /// Answer headers the browser may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// How long a preflight answer may be cached, e.g. `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// Whether requests may carry credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+}
+
+/// A copy of every request sent to another backend (Gateway API's `RequestMirror` filter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestMirror {
+    /// The backend the copies go to.
+    pub backend_ref: MirrorBackend,
+}
+
+/// A Gateway API backend reference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorBackend {
+    /// API group of the backend; the core group (a Service) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind of the backend; `Service` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the backend.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the backend; the Canary's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Port of the backend (required for a Service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// Metadata keys of generated objects that Flagger leaves to others.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UnmanagedMetadata {
+    /// Annotation keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+    /// Label keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// Labels and annotations put on a generated Service.
@@ -220,19 +579,30 @@ fn default_port_name() -> String {
     "http".into()
 }
 
-/// A Gateway API parent reference.
+/// A Gateway API parent reference: a Gateway, or a Service for mesh routing (GAMMA).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayReference {
-    /// Name of the Gateway.
+    /// API group of the parent; `gateway.networking.k8s.io` when unset, `core` or empty for a
+    /// Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Kind of the parent; `Gateway` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name of the parent.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Namespace of the Gateway; the Canary's namespace when unset.
+    /// Namespace of the parent; the Canary's namespace when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Listener name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section_name: Option<String>,
+    /// Port of the parent (a listener's port, or a Service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
 }
 
 /// The steps of a release and the checks between them.
@@ -285,6 +655,21 @@ pub struct CanaryAnalysis {
     /// Keep a user who reached the canary on the canary, with a cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<SessionAffinity>,
+    /// Percentage of the primary's replicas that must be available for it to count as ready
+    /// (100 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub primary_ready_threshold: Option<i32>,
+    /// Percentage of the canary's replicas that must be available for it to count as ready
+    /// (100 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub canary_ready_threshold: Option<i32>,
+    /// Flagger's per-Canary alerts to AlertProviders. Eddy sends a Canary's events through
+    /// notify-controller Alerts (`notify.eddy.dev`) that select them: accepted and unused
+    /// (reported as ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<CanaryAlert>,
     /// Metric checks run at each step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<CanaryMetric>,
@@ -302,6 +687,10 @@ fn default_threshold() -> i32 {
 }
 
 /// Sticky canary sessions: a user routed to the canary gets a cookie that keeps them there.
+///
+/// Eddy's cookie is `<cookieName>=canary; Max-Age=<maxAge>; Path=/`, set by the canary's
+/// answers only. Flagger's other cookie settings (a primary cookie, the cookie's attributes) are
+/// accepted and unused (reported as ignored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionAffinity {
@@ -312,10 +701,97 @@ pub struct SessionAffinity {
     #[serde(default = "default_cookie_max_age")]
     #[schemars(range(min = 1))]
     pub max_age: i64,
+    /// Flagger's cookie that keeps users on the primary. Unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_cookie_name: Option<String>,
+    /// The cookie's `Domain`. Unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The cookie's `Path`. Unused: Eddy's is `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The cookie's `HttpOnly`. Unused.
+    #[serde(default)]
+    pub http_only: bool,
+    /// The cookie's `Secure`. Unused.
+    #[serde(default)]
+    pub secure: bool,
+    /// The cookie's `SameSite`. Unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<SameSite>,
+    /// The cookie's `Partitioned`. Unused.
+    #[serde(default)]
+    pub partitioned: bool,
+}
+
+/// A session affinity with an empty cookie name (which validation refuses: set one), a day's
+/// lifetime and none of the unused settings.
+impl Default for SessionAffinity {
+    fn default() -> Self {
+        Self {
+            cookie_name: String::new(),
+            max_age: default_cookie_max_age(),
+            primary_cookie_name: None,
+            domain: None,
+            path: None,
+            http_only: false,
+            secure: false,
+            same_site: None,
+            partitioned: false,
+        }
+    }
 }
 
 fn default_cookie_max_age() -> i64 {
     86_400
+}
+
+/// A cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SameSite {
+    /// Sent with same-site requests only.
+    Strict,
+    /// Also sent when following a link to the site.
+    Lax,
+    /// Sent with cross-site requests too.
+    #[serde(rename = "None")]
+    Unrestricted,
+}
+
+/// One of Flagger's per-Canary alerts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAlert {
+    /// Name of the alert.
+    pub name: String,
+    /// The least severe events sent.
+    #[serde(default)]
+    pub severity: AlertSeverity,
+    /// The Flagger AlertProvider.
+    pub provider_ref: AlertProviderReference,
+}
+
+/// Severities of Flagger's alerts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    /// Every event.
+    #[default]
+    Info,
+    /// Waits for a gate and failures.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+/// A Flagger AlertProvider, optionally in another namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertProviderReference {
+    /// Name of the AlertProvider.
+    pub name: String,
+    /// Its namespace; the Canary's when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Release strategies.
@@ -329,8 +805,10 @@ pub enum Strategy {
     ABTesting,
 }
 
-/// A request condition for A/B testing: every header and cookie listed must match.
+/// A request condition for A/B testing: every header, cookie and query parameter listed must
+/// match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestMatch {
     /// Header name to condition.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -339,6 +817,12 @@ pub struct RequestMatch {
     /// is accepted too).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cookies: BTreeMap<String, StringMatch>,
+    /// Query parameter name to condition (`istio` and `gatewayapi` routers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query_params: BTreeMap<String, StringMatch>,
+    /// Labels of the calling workload (`istio` router, `mesh` gateway only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_labels: BTreeMap<String, String>,
 }
 
 /// How a header value is matched. Exactly one field should be set.
@@ -649,6 +1133,14 @@ pub struct MetricProvider {
     /// Skip TLS verification. Only for test setups.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Flagger's extra HTTP headers for the queries. Not sent: accepted and unused (reported as
+    /// ignored); put tenant or auth headers in front of Prometheus, or use `secretRef`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Flagger's cloud region, for its CloudWatch and Stackdriver providers. Prometheus has
+    /// none: accepted and unused (reported as ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// Metric backends. Closed: an unknown type fails validation.
@@ -672,4 +1164,60 @@ pub struct MetricTemplateStatus {
     /// The last `reconcile.eddy.dev/requestedAt` value handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_the_schema_accepts_reads_as_a_router() {
+        for name in RouterKind::ACCEPTED {
+            let read: Result<RouterKind, _> = serde_json::from_value(serde_json::json!(name));
+            assert!(read.is_ok(), "{name}: {read:?}");
+        }
+        let read = |name: &str| serde_json::from_value::<RouterKind>(serde_json::json!(name)).unwrap();
+        assert_eq!(read("gatewayapi:v1"), RouterKind::Gatewayapi);
+        assert_eq!(read("linkerd"), RouterKind::SmiV1alpha2);
+        assert!(serde_json::from_value::<RouterKind>(serde_json::json!("appmesh")).is_err());
+    }
+
+    #[test]
+    fn a_canary_without_provider_routes_with_istio_and_ready_thresholds_default_to_all() {
+        let spec: CanarySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+        }))
+        .unwrap();
+        assert_eq!(spec.provider, RouterKind::Istio);
+        assert_eq!(
+            (spec.primary_ready_threshold(), spec.canary_ready_threshold()),
+            (100, 100)
+        );
+
+        let spec: CanarySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898, "targetPort": "http"},
+            "analysis": {"primaryReadyThreshold": 50, "canaryReadyThreshold": 80},
+        }))
+        .unwrap();
+        assert_eq!(
+            (spec.primary_ready_threshold(), spec.canary_ready_threshold()),
+            (50, 80)
+        );
+        assert_eq!(spec.service.target_port, Some(IntOrString::String("http".into())));
+    }
+
+    #[test]
+    fn the_canary_schema_lists_the_provider_aliases_and_defaults_to_istio() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(Canary::crd()).unwrap();
+        let provider =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["provider"];
+        assert_eq!(provider["default"], "istio");
+        assert_eq!(provider["enum"], serde_json::json!(RouterKind::ACCEPTED));
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let required = spec["required"].as_array().unwrap();
+        assert!(!required.contains(&serde_json::json!("provider")), "{required:?}");
+    }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod controllers;
 mod drift_watch;
 mod events;
+mod flagger_compat;
 mod gitrepository;
 mod kustomization;
 mod kustomization_more;

@@ -280,6 +280,7 @@ async fn gatewayapi_routes_are_accepted_by_the_published_httproute_crd() {
         session_affinity: Some(SessionAffinity {
             cookie_name: "web-session".into(),
             max_age: 3600,
+            ..SessionAffinity::default()
         }),
         ..weighted(80, 20)
     };
@@ -384,6 +385,7 @@ async fn istio_rules_and_virtual_service_are_accepted_by_the_published_crds() {
         session_affinity: Some(SessionAffinity {
             cookie_name: "web-session".into(),
             max_age: 3600,
+            ..SessionAffinity::default()
         }),
         ..weighted(80, 20)
     };

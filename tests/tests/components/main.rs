@@ -3,6 +3,7 @@
 //! endpoints for the Canary webhooks.
 
 mod canary_webhooks;
+mod dashboard;
 mod git;
 mod matrix;
 mod metric_gates;

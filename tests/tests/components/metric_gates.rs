@@ -392,6 +392,8 @@ async fn a_template_query_is_rendered_and_sent_with_the_secret_credentials() {
             address: server.url("/prometheus/"),
             secret_ref: None,
             insecure_skip_verify: false,
+            headers: Default::default(),
+            region: None,
         },
         query: r#"sum(rate(errors_total{namespace="{{ namespace }}",service="{{ service }}",route="{{ variables.route }}"}[{{ interval }}]))"#.into(),
     };
