@@ -50,9 +50,15 @@ options:
   kwokControllerBinary: $bin/kwok
   etcdBinary: $bin/etcd
   kubectlBinary: $bin/kubectl
-# One instance each: leader election would only let a busy machine (a benchmark saturating both
-# cores) make them miss a renewal and exit.
+# controller-manager and scheduler, one instance each: leader election would only let a busy
+# machine (a benchmark saturating both cores) make them miss a renewal and exit.
 componentsPatches:
+# A /16 Service range (65,534 addresses) instead of the default /24, which fills at 254 Services:
+# a benchmark's 200 Canaries alone make 600.
+- name: kube-apiserver
+  extraArgs:
+  - key: service-cluster-ip-range
+    value: 10.96.0.0/16
 - name: kube-controller-manager
   extraArgs:
   - key: leader-elect
