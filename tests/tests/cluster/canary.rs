@@ -587,7 +587,11 @@ async fn blue_green_on_the_kubernetes_router_switches_the_apex_service_once() {
     rig.wait_for_phase(CanaryPhase::Initialized, RELEASE_LIMIT).await;
     let services: Api<Service> = Api::namespaced(rig.client.clone(), &rig.ns);
     let selector = |service: Service| service.spec.unwrap().selector.unwrap()["app"].clone();
-    assert_eq!(selector(services.get("web").await.unwrap()), "web-primary");
+    // The status is written first; the apex Service follows it a moment later.
+    eventually(Duration::from_secs(20), "the apex Service on the primary", || async {
+        (selector(services.get("web").await.ok()?) == "web-primary").then_some(())
+    })
+    .await;
 
     rig.release("example/web:2").await;
     let mut selectors = vec!["web-primary".to_owned()];

@@ -35,6 +35,12 @@ impl Notify {
         all.extend(args.iter().map(|a| (*a).to_owned()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         let process = ControllerProcess::start("notify-controller", &all).unwrap();
+        // Ready once it leads and its listeners are bound: events posted before would be refused.
+        eventually(Duration::from_secs(60), "notify-controller ready", || async {
+            let (code, _) = process.get(process.health, "/readyz").await?;
+            (code == 200).then_some(())
+        })
+        .await;
         Self {
             client,
             ns,
