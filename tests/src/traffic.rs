@@ -1108,6 +1108,19 @@ impl NginxGatewayStandIn {
     /// Starts nginx with no route (every request 404) on a free port of 127.0.0.1, reaching the
     /// Service names of `services` at their addresses, and waits until it answers.
     pub async fn start(services: BTreeMap<String, SocketAddr>) -> anyhow::Result<Self> {
+        // The free port is found by binding and releasing it; another process may take it before
+        // nginx binds. Then nginx exits at once, and a new port is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_on_a_free_port(services.clone()).await {
+                Err(err) if attempt < 5 && format!("{err:#}").contains("Address already in use") => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn start_on_a_free_port(services: BTreeMap<String, SocketAddr>) -> anyhow::Result<Self> {
         eddy_runtime::install_crypto_provider();
         let nginx = nginx_binary()?;
         let dir = tempfile::tempdir()?;

@@ -547,7 +547,7 @@ async fn confirm_promotion_holds_in_waiting_promotion_until_eddy_canary_promote(
     rig.release("example/web:2").await;
     rig.wait_for_phase(CanaryPhase::WaitingPromotion, RELEASE_LIMIT).await;
     let asked = hooks.calls("confirm-promotion");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(rig.phase().await, Some(CanaryPhase::WaitingPromotion), "the gate holds");
     assert!(
         hooks.calls("confirm-promotion") > asked,
